@@ -193,14 +193,20 @@ def _to_regex(value: str) -> str:
     return f"{before}{escaped}{after}"
 
 
-def collect_identifiers(ds: Dataset) -> Identifiers:
-    """Gather the identifying values of ``ds`` (every depth, private elements included)."""
+def collect_identifiers(ds: Dataset, kept_tags: frozenset[int] = frozenset()) -> Identifiers:
+    """Gather the identifying values of ``ds`` (every depth, private elements included).
+
+    ``kept_tags`` are attributes the profile deliberately keeps (for example Institution Name
+    under Retain Institution Identity): their values are not treated as identifying.
+    """
     names: set[str] = set()
     full: set[str] = set()
     ids: set[str] = set()
     dates: set[str] = set()
     places: set[str] = set()
     for elem in _iter_elements(ds):
+        if elem.tag in kept_tags:
+            continue
         try:
             vr = elem.VR
             keyword = elem.keyword

@@ -123,6 +123,16 @@ def load_method_codes() -> dict[str, tuple[str, str]]:
     return codes
 
 
+@functools.lru_cache(maxsize=1)
+def _conformance_overrides() -> dict[str, ActionCode]:
+    """``profiles/conformance.yaml``: X → Z or D for attributes PS3.3 requires (Type 2 / 1)."""
+    text = (_profiles_dir() / "conformance.yaml").read_text(encoding="utf-8")
+    data = yaml.load(text, Loader=_LOADER) or {}
+    found = {k: ActionCode.Z for k in data.get("type2") or []}
+    found.update({k: ActionCode.D for k in data.get("type1") or []})
+    return found
+
+
 def _named_profile(name: str) -> dict[str, Any]:
     if not re.fullmatch(r"[a-z0-9_-]+", name):
         raise ProfileError(f"unknown profile {name!r}; see 'deid profiles'.")
@@ -167,7 +177,7 @@ def resolve_profile_spec(profile: str, options: tuple[str, ...] = ()) -> Profile
 
 
 @dataclass(frozen=True)
-class CompiledProfile:
+class CompiledProfile:  # noqa: PLR0904
     """A profile ready to apply: every option and override folded into one action per tag."""
 
     name: str
@@ -181,6 +191,11 @@ class CompiledProfile:
     private_overrides: Mapping[tuple[int, str, int], ActionCode]
     residual_guard: bool = True
     method_codes: tuple[tuple[str, str], ...] = field(default=())
+
+    @functools.cached_property
+    def kept_tags(self) -> frozenset[int]:
+        """Public tags the profile keeps unchanged (K): not identifying for the guard."""
+        return frozenset(t for t, a in self.exact.items() if a is ActionCode.K)
 
     def has(self, option: ProfileOption) -> bool:
         return option in self.options
@@ -286,6 +301,11 @@ def compile_profile(spec: ProfileSpec) -> CompiledProfile:
             masks.append((mask, value, action))
         elif row["kind"] == "private":
             private_action = action
+
+    for keyword, code in _conformance_overrides().items():
+        tag = tag_for_keyword(keyword)
+        if tag is not None and exact.get(tag) is ActionCode.X:
+            exact[tag] = code
 
     for key, code in (user.get("actions") or {}).items():
         action = _parse_action(code, str(key))

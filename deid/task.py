@@ -1,0 +1,199 @@
+"""One input file end to end (read → header actions → pixels → write → result).
+
+:func:`run_task` is the picklable unit a worker runs; it never raises: a failure is a result.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from pydicom.dataset import Dataset
+
+from deid import pixels  # noqa: F401
+from deid.actions import new_engine
+from deid.config import DeidConfig, Layout
+from deid.errors import CleaningError, DeidError
+from deid.identifiers import collect_identifiers
+from deid.io import SourceFile, encode_dataset, is_dicomdir, read_dataset, write_atomic
+from deid.profiles import CompiledProfile, compile_profile
+from deid.pseudonym import Pseudonymizer
+from deid.residual import guard
+from deid.results import DatasetResult, FileResult, Status
+
+logger = logging.getLogger(__name__)
+
+# TEMPORARY-INTEGRATION: until deid.pixels lands, files with burned-in text are refused.
+if not hasattr(pixels, "clean_pixels"):  # pragma: no cover
+    from deid.results import PixelOutcome as _PO
+
+    @dataclass(frozen=True)
+    class _PixelContext:
+        burned_in_annotation: str | None
+        modality: str
+        sop_class_uid: str
+        manufacturer: str
+        model: str
+        identifiers: object
+
+    def _clean_pixels(ds, context, *, mode, redact):  # type: ignore[no-untyped-def]
+        if context.burned_in_annotation == "YES":
+            raise CleaningError("burned-in annotation: needs pixel cleaning; not written.")
+        return _PO(scanned=False, reason="pixel step not available")
+
+    pixels.PixelContext = _PixelContext  # type: ignore[attr-defined]
+    pixels.clean_pixels = _clean_pixels  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class FileTask:
+    """One input to de-identify into ``out_dir``."""
+
+    source: SourceFile
+    out_dir: Path
+
+
+@functools.lru_cache(maxsize=4)
+def _prepared(config: DeidConfig) -> tuple[CompiledProfile, Pseudonymizer]:
+    return compile_profile(config.profile), Pseudonymizer(config.key)
+
+
+def deidentify_header(ds: Dataset, config: DeidConfig) -> tuple[DatasetResult, pixels.PixelContext]:
+    """Apply the profile and the residual guard to ``ds`` in place.
+
+    Returns the result and the context the pixel step needs (taken from the original header;
+    it holds identifying values and never leaves the worker).
+    """
+    profile, pseudonyms = _prepared(config)
+    identifiers = collect_identifiers(ds, profile.kept_tags)
+    context = pixels.PixelContext(
+        burned_in_annotation=_text(ds, "BurnedInAnnotation").upper() or None,
+        modality=_text(ds, "Modality"),
+        sop_class_uid=_text(ds, "SOPClassUID"),
+        manufacturer=_text(ds, "Manufacturer"),
+        model=_text(ds, "ManufacturerModelName"),
+        identifiers=identifiers,
+    )
+    engine = new_engine(profile, pseudonyms, identifiers, config.collect_mapping)
+    engine.apply(ds)
+    hits = guard(ds, identifiers) if profile.residual_guard else []
+    result = DatasetResult(
+        actions=tuple(engine.actions) + tuple(hits),
+        residual_hits=tuple(sorted({h.tag for h in hits})),
+        warnings=tuple(engine.warnings),
+        patient_pseudonym=_text(ds, "PatientID"),
+        study_uid=_text(ds, "StudyInstanceUID"),
+        series_uid=_text(ds, "SeriesInstanceUID"),
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        mapping=tuple(sorted(engine.mapping.items())),
+    )
+    return result, context
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    try:
+        value = ds.get(keyword)
+    except Exception:
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else ""
+    return str(value).strip()
+
+
+def output_path(relative: PurePosixPath, result: DatasetResult, layout: Layout) -> PurePosixPath:
+    """Where an output goes, relative to the output folder. ``study`` names folders from
+    pseudonymised values only."""
+    if layout is Layout.STUDY:
+        return PurePosixPath(
+            result.patient_pseudonym or "PAT-UNKNOWN",
+            result.study_uid or "study-unknown",
+            result.series_uid or "series-unknown",
+            f"{result.sop_instance_uid or 'instance-unknown'}.dcm",
+        )
+    return relative
+
+
+def run_task(task: FileTask, config: DeidConfig) -> FileResult:
+    """De-identify one file; never raises (a failure is a ``failed`` result with a reason)."""
+    start = time.perf_counter()
+    relative = task.source.relative.as_posix()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warnings may quote values: never let them out
+        try:
+            return _run(task, config, start)
+        except DeidError as exc:
+            return _failed(relative, str(exc), type(exc).__name__, start)
+        except MemoryError:
+            return _failed(relative, f"{task.source.path}: out of memory while de-identifying.",
+                           "MemoryError", start)
+        except Exception as exc:  # unknown problems: fail closed, message without values
+            logger.debug("unexpected error on %s: %s", task.source.path, type(exc).__name__)
+            return _failed(
+                relative,
+                f"{task.source.path}: could not be de-identified completely "
+                f"({type(exc).__name__}); not written.",
+                type(exc).__name__, start,
+            )
+
+
+def _failed(relative: str, reason: str, error_class: str, start: float) -> FileResult:
+    return FileResult(
+        source=relative, status=Status.FAILED, reason=reason, error_class=error_class,
+        duration_s=time.perf_counter() - start,
+    )
+
+
+def _run(task: FileTask, config: DeidConfig, start: float) -> FileResult:
+    relative = task.source.relative.as_posix()
+    ds = read_dataset(task.source.path)
+    if is_dicomdir(ds):
+        return FileResult(
+            source=relative, status=Status.SKIPPED, error_class="DICOMDIR",
+            reason=f"{task.source.path}: a DICOMDIR indexes names and IDs; not copied "
+                   "(rebuild one from the output if needed).",
+            duration_s=time.perf_counter() - start,
+        )
+    try:
+        result, context = deidentify_header(ds, config)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            UnicodeError, EOFError, NotImplementedError) as exc:
+        raise CleaningError(
+            f"{task.source.path}: unreadable or invalid element while cleaning "
+            f"({type(exc).__name__}); not written."
+        ) from None
+    outcome = pixels.clean_pixels(ds, context, mode=config.pixels, redact=config.redact)
+    target = output_path(task.source.relative, result, config.layout)
+    base = dict(
+        source=relative, modality=_text(ds, "Modality") or None,
+        sop_class_uid=_text(ds, "SOPClassUID") or None, action_counts=result.counts(),
+        residual_hits=result.residual_hits, warnings=result.warnings, pixels=outcome,
+        patient_pseudonym=result.patient_pseudonym, study_uid=result.study_uid,
+        mapping=result.mapping,
+    )
+    if config.dry_run:
+        return FileResult(status=Status.DRY_RUN, output=target.as_posix(),
+                          duration_s=time.perf_counter() - start, **base)  # type: ignore[arg-type]
+    data = encode_dataset(ds)
+    written = write_atomic(data, task.out_dir / target)
+    if written.state == "conflict":
+        return FileResult(
+            status=Status.FAILED, output=None, error_class="OutputConflict",
+            reason=f"{task.source.path}: output {target.as_posix()} already holds another "
+                   "file; not overwritten.",
+            duration_s=time.perf_counter() - start, **base,  # type: ignore[arg-type]
+        )
+    return FileResult(status=Status.WRITTEN, output=target.as_posix(),
+                      duration_s=time.perf_counter() - start, **base)  # type: ignore[arg-type]
+
+
+def run_single_file(source: Path, destination: Path, config: DeidConfig) -> FileResult:
+    """De-identify ``source`` into the exact path ``destination`` (API helper)."""
+    task = FileTask(SourceFile(source.resolve(), PurePosixPath(destination.name)),
+                    destination.parent)
+    return run_task(task, config)
