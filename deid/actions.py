@@ -383,7 +383,8 @@ class Engine:
             original = str(old.get("MediaStorageSOPInstanceUID", "") or "")
             sop = self._map_uid(original) if original else self.pseudonyms.uid("no-sop")
         meta.MediaStorageSOPInstanceUID = sop
-        meta.TransferSyntaxUID = old.TransferSyntaxUID
+        if "TransferSyntaxUID" in old:
+            meta.TransferSyntaxUID = old.TransferSyntaxUID
         meta.ImplementationClassUID = _IMPLEMENTATION_UID
         meta.ImplementationVersionName = f"DEID_{__version__}"[:16]
         if meta.MediaStorageSOPClassUID is None:
