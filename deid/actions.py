@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import enum
 import re
-
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from pydicom.datadict import dictionary_VR, get_entry
+from pydicom.datadict import get_entry
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.uid import UID
 
 from deid._version import __ps315_edition__, __version__
+from deid.elements import element_vr, keyword_of
 from deid.identifiers import Identifiers
 from deid.profiles import ActionCode, CompiledProfile, ProfileOption
 from deid.pseudonym import Pseudonymizer
@@ -400,9 +400,10 @@ def _resolve_combined(action: ActionCode) -> str:
     so the conformance-preserving branch is taken: Z for X/Z, D for Z/D, X/D and X/Z/D, U for
     X/Z/U*. The replacement never carries the original value, so nothing identifying remains.
     """
-    return {
-        "Z/D": "D", "X/Z": "Z", "X/D": "D", "X/Z/D": "D", "X/Z/U*": "U",
-    }.get(action.value, action.value)
+    return _COMBINED.get(action.value, action.value)
+
+
+_COMBINED = {"Z/D": "D", "X/Z": "Z", "X/D": "D", "X/Z/D": "D", "X/Z/U*": "U"}
 
 
 def _values(ds: Dataset, tag: int) -> list[object]:
@@ -414,33 +415,8 @@ def _values(ds: Dataset, tag: int) -> list[object]:
     return [value]
 
 
-def _vr(ds: Dataset, tag: int) -> str:
-    raw = ds.get_item(tag)
-    vr = getattr(raw, "VR", None)
-    if vr and vr != "UN" and " or " not in vr:
-        return str(vr)
-    try:
-        vr = dictionary_VR(tag)
-        if " or " not in vr:
-            return str(vr)
-    except KeyError:
-        pass
-    return str(ds[tag].VR)
-
-
-_KEYWORD_CACHE: dict[int, str] = {}
-
-
-def _keyword(tag: int) -> str:
-    keyword = _KEYWORD_CACHE.get(tag)
-    if keyword is None:
-        try:
-            keyword = str(get_entry(tag)[4])
-        except KeyError:
-            keyword = ""
-        if not tag >> 16 & 1:
-            _KEYWORD_CACHE[tag] = keyword
-    return keyword
+_vr = element_vr
+_keyword = keyword_of
 
 
 def _tag_text(tag: int) -> str:

@@ -15,8 +15,9 @@ from functools import cached_property
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
+
+from deid.elements import element_vr, keyword_of, text_encoding, text_values
 
 #: Keywords whose values identify the patient, the visit or the institution outright.
 ID_KEYWORDS: frozenset[str] = frozenset(
@@ -59,6 +60,7 @@ PLACE_KEYWORDS: frozenset[str] = frozenset(
     }
 )
 DATE_KEYWORDS: frozenset[str] = frozenset({"PatientBirthDate"})
+_INTERESTING = ID_KEYWORDS | PLACE_KEYWORDS | DATE_KEYWORDS
 
 #: Words that are too common in clinical text to be searched for as parts of a place.
 _COMMON_WORDS = frozenset(
@@ -145,42 +147,59 @@ class Identifiers:
             return None
         return re.compile("|".join(alternatives), re.IGNORECASE)
 
+    @cached_property
+    def _needles(self) -> tuple[str, ...]:
+        return tuple(self.values())
+
+    def _may_match(self, text: str) -> bool:
+        """Cheap prefilter: every regex match contains one of the values as a substring."""
+        upper = text.upper()
+        return any(needle in upper for needle in self._needles)
+
     def find(self, text: str) -> list[tuple[int, int]]:
         """Spans of identifying values in ``text`` (compared after NFKC normalisation)."""
         if self.pattern is None or not text:
             return []
-        text = unicodedata.normalize("NFKC", text)
+        if not text.isascii():
+            text = unicodedata.normalize("NFKC", text)
+        if not self._may_match(text):
+            return []
         return [m.span() for m in self.pattern.finditer(text)]
 
     def scrub(self, text: str) -> str:
         """``text`` with every identifying value removed and whitespace tidied."""
         if self.pattern is None or not text:
             return text
-        text = unicodedata.normalize("NFKC", text)
+        if not text.isascii():
+            text = unicodedata.normalize("NFKC", text)
+        if not self._may_match(text):
+            return text
         cleaned = self.pattern.sub("", text)
         cleaned = re.sub(r"[ \t]{2,}", " ", cleaned)
         return cleaned.strip(" ^,;:-_/")
 
-    def find_bytes(self, data: bytes) -> bool:
-        """True when ``data`` holds an identifying value in ASCII, Latin-1, UTF-8 or UTF-16."""
-        if not data:
-            return False
-        haystacks = [data.upper()]
-        try:
-            haystacks.append(data.decode("utf-16-le", errors="ignore").upper().encode("utf-8"))
-        except Exception:  # pragma: no cover - decode with errors="ignore" does not raise
-            pass
+    @cached_property
+    def bytes_pattern(self) -> re.Pattern[bytes] | None:
+        """Identifying values as bytes (UTF-8, Latin-1 and UTF-16), for binary values."""
+        needles: set[bytes] = set()
         for value in self.values():
-            if len(value) < 4 and not value.isdigit():
+            if len(value) < 4 and not (value.isdigit() and len(value) >= 3):
                 continue
-            for encoding in ("utf-8", "latin-1"):
+            for encoding in ("utf-8", "latin-1", "utf-16-le"):
                 try:
-                    needle = value.upper().encode(encoding)
+                    needles.add(value.upper().encode(encoding))
                 except UnicodeEncodeError:
                     continue
-                if any(needle in hay for hay in haystacks):
-                    return True
-        return False
+        if not needles:
+            return None
+        ordered = sorted(needles, key=lambda n: (-len(n), n))
+        return re.compile(b"|".join(re.escape(n) for n in ordered), re.IGNORECASE)
+
+    def find_bytes(self, data: bytes) -> bool:
+        """True when ``data`` holds an identifying value in UTF-8, Latin-1 or UTF-16."""
+        if not data or self.bytes_pattern is None:
+            return False
+        return self.bytes_pattern.search(data) is not None
 
 
 def _to_regex(value: str) -> str:
@@ -197,52 +216,58 @@ def collect_identifiers(ds: Dataset, kept_tags: frozenset[int] = frozenset()) ->
     """Gather the identifying values of ``ds`` (every depth, private elements included).
 
     ``kept_tags`` are attributes the profile deliberately keeps (for example Institution Name
-    under Retain Institution Identity): their values are not treated as identifying.
+    under Retain Institution Identity): their values are not treated as identifying. Only the
+    elements that can hold such values are decoded.
     """
-    names: set[str] = set()
-    full: set[str] = set()
-    ids: set[str] = set()
-    dates: set[str] = set()
-    places: set[str] = set()
-    for elem in _iter_elements(ds):
-        if elem.tag in kept_tags:
+    found: dict[str, set[str]] = {k: set() for k in ("names", "full", "ids", "dates", "places")}
+    _collect(ds, kept_tags, text_encoding(ds), found)
+    return Identifiers(
+        names=frozenset(found["names"]), full_names=frozenset(found["full"]),
+        ids=frozenset(found["ids"]), dates=frozenset(found["dates"]),
+        places=frozenset(found["places"]),
+    )
+
+
+def _collect(ds: Dataset, kept: frozenset[int], encoding: str | None,
+             found: dict[str, set[str]]) -> None:
+    for tag in list(ds.keys()):
+        if tag in kept:
             continue
         try:
-            vr = elem.VR
-            keyword = elem.keyword
-            value = elem.value
-        except Exception:  # unreadable value: the cleaner removes it anyway
+            vr = element_vr(ds, tag)
+            if vr == "SQ":
+                for item in ds[tag].value or ():
+                    _collect(item, kept, text_encoding(item, encoding), found)
+                continue
+            keyword = keyword_of(tag)
+            if vr != "PN" and keyword not in _INTERESTING:
+                continue
+            values = text_values(ds, tag, vr, encoding)
+        except Exception:  # unreadable value: the cleaner removes or fails on it anyway
             continue
-        if value is None or value == "":
-            continue
-        values = list(value) if isinstance(value, (list, MultiValue)) else [value]
         if vr == "PN":
             for pn in values:
                 parts = name_parts(pn)
-                names.update(parts)
+                found["names"].update(parts)
                 if len(parts) >= 2:
-                    full.add(f"{parts[0]} {parts[1]}")
-                    full.add(f"{parts[1]} {parts[0]}")
-        elif keyword in ID_KEYWORDS and vr not in ("SQ",):
+                    found["full"].add(f"{parts[0]} {parts[1]}")
+                    found["full"].add(f"{parts[1]} {parts[0]}")
+        elif keyword in ID_KEYWORDS:
             for v in values:
-                text = normalise_text(str(v))
+                text = normalise_text(v)
                 if len(text) >= 3:
-                    ids.add(text)
+                    found["ids"].add(text)
         elif keyword in DATE_KEYWORDS:
             for v in values:
-                dates.update(date_spellings(str(v)))
+                found["dates"].update(date_spellings(v))
         elif keyword in PLACE_KEYWORDS:
             for v in values:
-                text = normalise_text(str(v))
+                text = normalise_text(v)
                 if len(text) >= 3:
-                    places.add(text)
+                    found["places"].add(text)
                 for word in re.split(r"[\s,;/()^]+", text):
                     if len(word) >= 4 and word not in _COMMON_WORDS and not word.isdigit():
-                        places.add(word)
-    return Identifiers(
-        names=frozenset(names), full_names=frozenset(full), ids=frozenset(ids),
-        dates=frozenset(dates), places=frozenset(places),
-    )
+                        found["places"].add(word)
 
 
 def _iter_elements(ds: Dataset) -> Iterator[DataElement]:

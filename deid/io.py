@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
@@ -92,7 +93,33 @@ def read_dataset(path: Path) -> Dataset:
         raise InputError(f"{path}: truncated or corrupt DICOM ({type(exc).__name__}).") from None
     if "TransferSyntaxUID" not in ds.file_meta:
         raise InputError(f"{path}: file meta has no (0002,0010) TransferSyntaxUID.")
+    _check_complete(ds, path)
     return ds
+
+
+def _check_complete(ds: Dataset, path: Path) -> None:
+    """pydicom stops quietly at the end of a truncated file: compare each top-level element's
+    stated length with what was read, and native pixel data with the image size."""
+    for tag in ds.keys():
+        raw = ds.get_item(tag)
+        if isinstance(raw, RawDataElement) and raw.value is not None \
+                and raw.length != 0xFFFFFFFF and len(raw.value) != raw.length:
+            raise InputError(
+                f"{path}: truncated or corrupt DICOM: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) "
+                "is shorter than its stated length."
+            )
+    raw = ds.get_item(0x7FE00010)
+    if raw is None or getattr(ds.file_meta.TransferSyntaxUID, "is_compressed", True):
+        return
+    try:
+        expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+                    * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated))
+    except (AttributeError, TypeError, ValueError):
+        return
+    stated = len(raw.value) if raw.value is not None else 0
+    if stated * 8 < expected:
+        raise InputError(f"{path}: truncated pixel data (7FE0,0010): fewer bytes than the image "
+                         "size needs.")
 
 
 def is_dicomdir(ds: Dataset) -> bool:
@@ -121,7 +148,9 @@ def write_atomic(data: bytes, dest: Path) -> WriteOutcome:
     """Write ``data`` to ``dest`` through a temporary file and an atomic, non-clobbering link.
 
     A kill at any moment leaves either no ``dest`` or a complete one; at most a temporary file
-    named ``.deid-tmp-*`` that :func:`remove_stale_temporaries` deletes on the next run.
+    named ``.deid-tmp-*`` that :func:`remove_stale_temporaries` deletes on the next run. (No
+    fsync: a killed process loses nothing the kernel already has; durability across power loss
+    is the file system's.)
     """
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -131,8 +160,6 @@ def write_atomic(data: bytes, dest: Path) -> WriteOutcome:
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         try:
             os.link(tmp, dest)
             state = "written"

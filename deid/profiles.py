@@ -274,7 +274,8 @@ def compile_profile(spec: ProfileSpec) -> CompiledProfile:
     option_names = list(base.get("options") or []) + list(user.get("options") or [])
     option_names += list(spec.options)
     try:
-        options = tuple(sorted({ProfileOption(o) for o in option_names}, key=list(ProfileOption).index))
+        chosen = {ProfileOption(o) for o in option_names}
+        options = tuple(o for o in ProfileOption if o in chosen)
     except ValueError:
         bad = [o for o in option_names if o not in {p.value for p in ProfileOption}]
         raise ProfileError(

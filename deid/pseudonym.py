@@ -1,4 +1,4 @@
-"""Keyed, deterministic pseudonyms (HMAC-SHA256): UIDs, identifiers, names, per-patient date offsets.
+"""Keyed, deterministic pseudonyms (HMAC-SHA256): UIDs, IDs, names, per-patient date offsets.
 
 No state: the same key and the same original value give the same pseudonym in every process and on
 every machine, so Dask workers never need to talk to each other. The key is never printed.
@@ -50,7 +50,8 @@ def _decode_key_text(text: str, origin: str) -> bytes:
         key = text.encode("utf-8")
     if len(key) < MIN_KEY_BYTES:
         raise KeyFileError(
-            f"{origin}: key is shorter than {MIN_KEY_BYTES} bytes; create one with 'deid keygen FILE'."
+            f"{origin}: key is shorter than {MIN_KEY_BYTES} bytes; "
+            "create one with 'deid keygen FILE'."
         )
     return key
 

@@ -13,9 +13,9 @@ import logging
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 
+from deid.elements import element_vr, keyword_of, text_encoding, text_values
 from deid.identifiers import Identifiers
 from deid.results import ElementAction
 
@@ -27,6 +27,7 @@ GUARDED_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN", "CS", "A
 GUARDED_BINARY_VRS = frozenset({"OB", "OW", "UN", "OD", "OF", "OL", "OV"})
 #: Bulk image data is the pixel step's business, not the guard's.
 _PIXEL_GROUPS = frozenset({0x7FE0})
+_SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})
 
 
 def guard(ds: Dataset, identifiers: Identifiers) -> list[ElementAction]:
@@ -36,59 +37,46 @@ def guard(ds: Dataset, identifiers: Identifiers) -> list[ElementAction]:
     """
     hits: list[ElementAction] = []
     if identifiers:
-        _guard_dataset(ds, identifiers, "", hits)
+        _guard_dataset(ds, identifiers, "", text_encoding(ds), hits)
     return hits
 
 
-def _guard_dataset(ds: Dataset, ids: Identifiers, path: str, hits: list[ElementAction]) -> None:
+def _guard_dataset(ds: Dataset, ids: Identifiers, path: str, encoding: str | None,
+                   hits: list[ElementAction]) -> None:
     for tag in list(ds.keys()):
         if tag >> 16 in _PIXEL_GROUPS:
             continue
         try:
-            elem = ds[tag]
-        except Exception:
-            del ds[tag]
-            hits.append(_hit(tag, "", path))
-            continue
-        vr = elem.VR
-        if vr == "SQ":
-            if isinstance(elem.value, Sequence):
-                for index, item in enumerate(elem.value):
-                    label = elem.keyword or _tag_text(tag)
-                    _guard_dataset(item, ids, f"{path}{label}[{index}]>", hits)
-            continue
-        if vr in GUARDED_TEXT_VRS:
-            if _guard_text(ds, elem, ids):
-                hits.append(_hit(tag, elem.keyword, path))
-        elif vr in GUARDED_BINARY_VRS:
-            value = elem.value
-            if isinstance(value, (bytes, bytearray)) and ids.find_bytes(bytes(value)):
+            vr = element_vr(ds, tag)
+            if vr == "SQ":
+                label = keyword_of(tag) or _tag_text(tag)
+                for index, item in enumerate(ds[tag].value or ()):
+                    _guard_dataset(item, ids, f"{path}{label}[{index}]>",
+                                   text_encoding(item, encoding), hits)
+            elif vr in GUARDED_TEXT_VRS:
+                values = text_values(ds, tag, vr, encoding)
+                if any(ids.find(v) for v in values):
+                    cleaned = [ids.scrub(v) for v in values]
+                    if vr == "PN":
+                        cleaned = [c if c.strip("^= ") else "" for c in cleaned]
+                    value: object = cleaned if len(cleaned) != 1 else cleaned[0]
+                    if vr in _SINGLE_VALUED:
+                        value = "\\".join(cleaned)
+                    ds[tag] = DataElement(BaseTag(tag), vr, value)
+                    hits.append(_hit(tag, path))
+            elif vr in GUARDED_BINARY_VRS:
+                data = ds.get_item(tag).value
+                if isinstance(data, (bytes, bytearray)) and ids.find_bytes(bytes(data)):
+                    del ds[tag]
+                    hits.append(_hit(tag, path))
+        except Exception:  # a value that cannot be read cannot be shown to be clean
+            if tag in ds:
                 del ds[tag]
-                hits.append(_hit(tag, elem.keyword, path))
+            hits.append(_hit(tag, path))
 
 
-def _guard_text(ds: Dataset, elem: DataElement, ids: Identifiers) -> bool:
-    value = elem.value
-    if value is None or value == "":
-        return False
-    values = list(value) if isinstance(value, (list, MultiValue)) else [value]
-    changed = False
-    cleaned = []
-    for item in values:
-        text = str(item)
-        if ids.find(text):
-            text = ids.scrub(text)
-            changed = True
-        cleaned.append(text)
-    if changed:
-        if elem.VR == "PN":
-            cleaned = [c if c.strip("^= ") else "" for c in cleaned]
-        ds[elem.tag] = DataElement(elem.tag, elem.VR, cleaned if len(cleaned) != 1 else cleaned[0])
-    return changed
-
-
-def _hit(tag: int, keyword: str, path: str) -> ElementAction:
-    return ElementAction(_tag_text(tag), keyword, "guard", path)
+def _hit(tag: int, path: str) -> ElementAction:
+    return ElementAction(_tag_text(tag), keyword_of(tag), "guard", path)
 
 
 def _tag_text(tag: int) -> str:
