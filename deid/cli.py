@@ -153,3 +153,7 @@ def verify(out_dir: Path, sources: tuple[Path, ...], quiet: bool) -> None:
     if not quiet:
         click.echo(report.describe())
     sys.exit(1 if report.hits else 0)
+
+
+if __name__ == "__main__":  # python -m deid.cli
+    main()

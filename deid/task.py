@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from pydicom.dataset import Dataset
 
-from deid import pixels  # noqa: F401
+from deid import pixels
 from deid.actions import new_engine
 from deid.config import DeidConfig, Layout
 from deid.errors import CleaningError, DeidError
@@ -27,26 +27,6 @@ from deid.results import DatasetResult, FileResult, Status
 
 logger = logging.getLogger(__name__)
 
-# TEMPORARY-INTEGRATION: until deid.pixels lands, files with burned-in text are refused.
-if not hasattr(pixels, "clean_pixels"):  # pragma: no cover
-    from deid.results import PixelOutcome as _PO
-
-    @dataclass(frozen=True)
-    class _PixelContext:
-        burned_in_annotation: str | None
-        modality: str
-        sop_class_uid: str
-        manufacturer: str
-        model: str
-        identifiers: object
-
-    def _clean_pixels(ds, context, *, mode, redact):  # type: ignore[no-untyped-def]
-        if context.burned_in_annotation == "YES":
-            raise CleaningError("burned-in annotation: needs pixel cleaning; not written.")
-        return _PO(scanned=False, reason="pixel step not available")
-
-    pixels.PixelContext = _PixelContext  # type: ignore[attr-defined]
-    pixels.clean_pixels = _clean_pixels  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
