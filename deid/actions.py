@@ -22,10 +22,11 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from deid._version import __ps315_edition__, __version__
-from deid.elements import element_vr, keyword_of
+from deid.elements import element_vr, keyword_of, text_encoding
 from deid.identifiers import Identifiers
 from deid.profiles import ActionCode, CompiledProfile, ProfileOption
 from deid.pseudonym import Pseudonymizer
+from deid.residual import guard_element
 from deid.results import ElementAction
 
 #: VRs holding free text that a person may have typed.
@@ -108,16 +109,19 @@ class Engine:
     pseudonyms: Pseudonymizer
     identifiers: Identifiers
     collect_mapping: bool = False
+    guard_enabled: bool = True
     actions: list[ElementAction] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     mapping: dict[str, str] = field(default_factory=dict)
     day_offset: int = 0
+    _encoding: str | None = "latin-1"
 
     # -- entry point -------------------------------------------------------------------------
     def apply(self, ds: Dataset) -> None:
         """De-identify ``ds`` in place (attributes and file meta)."""
         patient_key = str(ds.get("PatientID", "") or ds.get("PatientName", "") or "")
         self.day_offset = self.pseudonyms.day_offset(patient_key)
+        self._encoding = text_encoding(ds)
         self._remove_overlay_and_curve_groups(ds)
         self._walk(ds, "", Mode.NORMAL)
         self._set_markers(ds)
@@ -314,12 +318,17 @@ class Engine:
         if vr == "SQ":
             self._recurse(ds, tag, path, mode)
             return
-        if mode is Mode.NORMAL or _keyword(tag) in CODE_KEYWORDS:
-            return
-        if vr == "PN" or (vr in FREE_TEXT_VRS and mode is Mode.DUMMY):
-            self._dummy(ds, tag, vr, path)
-        elif vr in FREE_TEXT_VRS:
-            self._clean(ds, tag, vr, path)
+        if mode is not Mode.NORMAL and _keyword(tag) not in CODE_KEYWORDS:
+            if vr == "PN" or (vr in FREE_TEXT_VRS and mode is Mode.DUMMY):
+                self._dummy(ds, tag, vr, path)
+                return
+            if vr in FREE_TEXT_VRS:
+                self._clean(ds, tag, vr, path)
+                return
+        # the residual-identity guard, on what the profile keeps (deid.residual)
+        if self.guard_enabled and self.identifiers and guard_element(
+                ds, tag, vr, self.identifiers, self._encoding):
+            self._record(tag, "guard", path)
 
     def _recurse(self, ds: Dataset, tag: int, path: str, mode: Mode) -> None:
         try:
@@ -332,8 +341,11 @@ class Engine:
             self._delete(ds, tag, "X", path)
             return
         label = _keyword(tag) or _tag_text(tag)
+        outer = self._encoding
         for index, item in enumerate(items):
+            self._encoding = text_encoding(item, outer)
             self._walk(item, f"{path}{label}[{index}]>", mode)
+        self._encoding = outer
 
     def _shift_dates(self, ds: Dataset, tag: int, vr: str, path: str) -> None:
         if vr == "TM":  # dates move by whole days: times of day are kept (README "Decisions")
@@ -447,8 +459,10 @@ def new_engine(
     identifiers: Identifiers,
     collect_mapping: bool = False,
 ) -> Engine:
-    """An :class:`Engine` for one dataset."""
-    return Engine(profile, pseudonyms, identifiers, collect_mapping)
+    """An :class:`Engine` for one dataset; the residual guard runs on every kept element unless
+    the profile turns it off."""
+    return Engine(profile, pseudonyms, identifiers, collect_mapping,
+                  guard_enabled=profile.residual_guard)
 
 
 __all__: list[str] = ["Engine", "Mode", "new_engine", "FREE_TEXT_VRS", "TEXT_VRS"]

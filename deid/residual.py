@@ -48,31 +48,55 @@ def _guard_dataset(ds: Dataset, ids: Identifiers, path: str, encoding: str | Non
             continue
         try:
             vr = element_vr(ds, tag)
-            if vr == "SQ":
-                label = keyword_of(tag) or _tag_text(tag)
-                for index, item in enumerate(ds[tag].value or ()):
-                    _guard_dataset(item, ids, f"{path}{label}[{index}]>",
-                                   text_encoding(item, encoding), hits)
-            elif vr in GUARDED_TEXT_VRS:
-                values = text_values(ds, tag, vr, encoding)
-                if any(ids.find(v) for v in values):
-                    cleaned = [ids.scrub(v) for v in values]
-                    if vr == "PN":
-                        cleaned = [c if c.strip("^= ") else "" for c in cleaned]
-                    value: object = cleaned if len(cleaned) != 1 else cleaned[0]
-                    if vr in _SINGLE_VALUED:
-                        value = "\\".join(cleaned)
-                    ds[tag] = DataElement(BaseTag(tag), vr, value)
-                    hits.append(_hit(tag, path))
-            elif vr in GUARDED_BINARY_VRS:
-                data = ds.get_item(tag).value
-                if isinstance(data, (bytes, bytearray)) and ids.find_bytes(bytes(data)):
-                    del ds[tag]
-                    hits.append(_hit(tag, path))
-        except Exception:  # a value that cannot be read cannot be shown to be clean
-            if tag in ds:
+        except Exception:
+            vr = "UN"
+        if vr == "SQ":
+            label = keyword_of(tag) or _tag_text(tag)
+            try:
+                items = list(ds[tag].value or ())
+            except Exception:
                 del ds[tag]
+                hits.append(_hit(tag, path))
+                continue
+            for index, item in enumerate(items):
+                _guard_dataset(item, ids, f"{path}{label}[{index}]>",
+                               text_encoding(item, encoding), hits)
+        elif guard_element(ds, tag, vr, ids, encoding):
             hits.append(_hit(tag, path))
+
+
+def guard_element(ds: Dataset, tag: int, vr: str, ids: Identifiers,
+                  encoding: str | None) -> bool:
+    """Guard one non-sequence element in place; True when it was changed or removed.
+
+    ``encoding`` is the codec that decodes this dataset's text byte-wise, or ``None``
+    (see :func:`deid.elements.text_encoding`).
+    """
+    if tag >> 16 in _PIXEL_GROUPS:
+        return False
+    try:
+        if vr in GUARDED_TEXT_VRS:
+            values = text_values(ds, tag, vr, encoding)
+            if not any(ids.find(v) for v in values):
+                return False
+            cleaned = [ids.scrub(v) for v in values]
+            if vr == "PN":
+                cleaned = [c if c.strip("^= ") else "" for c in cleaned]
+            value: object = cleaned if len(cleaned) != 1 else cleaned[0]
+            if vr in _SINGLE_VALUED:
+                value = "\\".join(cleaned)
+            ds[tag] = DataElement(BaseTag(tag), vr, value)
+            return True
+        if vr in GUARDED_BINARY_VRS:
+            data = ds.get_item(tag).value
+            if isinstance(data, (bytes, bytearray)) and ids.find_bytes(bytes(data)):
+                del ds[tag]
+                return True
+        return False
+    except Exception:  # a value that cannot be read cannot be shown to be clean
+        if tag in ds:
+            del ds[tag]
+        return True
 
 
 def _hit(tag: int, path: str) -> ElementAction:

@@ -22,7 +22,6 @@ from deid.identifiers import collect_identifiers
 from deid.io import SourceFile, encode_dataset, is_dicomdir, read_dataset, write_atomic
 from deid.profiles import CompiledProfile, compile_profile
 from deid.pseudonym import Pseudonymizer
-from deid.residual import guard
 from deid.results import DatasetResult, FileResult, Status
 
 logger = logging.getLogger(__name__)
@@ -60,10 +59,9 @@ def deidentify_header(ds: Dataset, config: DeidConfig) -> tuple[DatasetResult, p
     )
     engine = new_engine(profile, pseudonyms, identifiers, config.collect_mapping)
     engine.apply(ds)
-    hits = guard(ds, identifiers) if profile.residual_guard else []
     result = DatasetResult(
-        actions=tuple(engine.actions) + tuple(hits),
-        residual_hits=tuple(sorted({h.tag for h in hits})),
+        actions=tuple(engine.actions),
+        residual_hits=tuple(sorted({a.tag for a in engine.actions if a.action == "guard"})),
         warnings=tuple(engine.warnings),
         patient_pseudonym=_text(ds, "PatientID"),
         study_uid=_text(ds, "StudyInstanceUID"),
