@@ -178,6 +178,14 @@ class Identifiers:
         cleaned = re.sub(r"[ \t]{2,}", " ", cleaned)
         return cleaned.strip(" ^,;:-_/")
 
+    def replace(self, text: str, replacement: str) -> str:
+        """``text`` with every identifying value replaced by ``replacement``."""
+        if self.pattern is None or not text or not self.find(text):
+            return text
+        if not text.isascii():
+            text = unicodedata.normalize("NFKC", text)
+        return self.pattern.sub(replacement.replace("\\", "\\\\"), text)
+
     @cached_property
     def bytes_pattern(self) -> re.Pattern[bytes] | None:
         """Identifying values as bytes (UTF-8, Latin-1 and UTF-16), for binary values."""

@@ -18,7 +18,7 @@ from deid import pixels
 from deid.actions import new_engine
 from deid.config import DeidConfig, Layout
 from deid.errors import CleaningError, DeidError
-from deid.identifiers import collect_identifiers
+from deid.identifiers import Identifiers, collect_identifiers
 from deid.io import SourceFile, encode_dataset, is_dicomdir, read_dataset, write_atomic
 from deid.profiles import CompiledProfile, compile_profile
 from deid.pseudonym import Pseudonymizer
@@ -84,9 +84,16 @@ def _text(ds: Dataset, keyword: str) -> str:
     return str(value).strip()
 
 
-def output_path(relative: PurePosixPath, result: DatasetResult, layout: Layout) -> PurePosixPath:
-    """Where an output goes, relative to the output folder. ``study`` names folders from
-    pseudonymised values only."""
+def output_path(
+    relative: PurePosixPath, result: DatasetResult, layout: Layout,
+    identifiers: Identifiers | None = None,
+) -> PurePosixPath:
+    """Where an output goes, relative to the output folder.
+
+    ``study`` names folders from pseudonymised values only. ``mirror`` keeps the source's relative
+    path, except that an identifying value of the file found in a folder or file name (a folder
+    named after the patient) is replaced by the patient pseudonym.
+    """
     if layout is Layout.STUDY:
         return PurePosixPath(
             result.patient_pseudonym or "PAT-UNKNOWN",
@@ -94,7 +101,10 @@ def output_path(relative: PurePosixPath, result: DatasetResult, layout: Layout) 
             result.series_uid or "series-unknown",
             f"{result.sop_instance_uid or 'instance-unknown'}.dcm",
         )
-    return relative
+    if identifiers is None or not identifiers:
+        return relative
+    pseudonym = result.patient_pseudonym or "PAT-UNKNOWN"
+    return PurePosixPath(*(identifiers.replace(part, pseudonym) for part in relative.parts))
 
 
 def run_task(task: FileTask, config: DeidConfig) -> FileResult:
@@ -146,7 +156,7 @@ def _run(task: FileTask, config: DeidConfig, start: float) -> FileResult:
             f"({type(exc).__name__}); not written."
         ) from None
     outcome = pixels.clean_pixels(ds, context, mode=config.pixels, redact=config.redact)
-    target = output_path(task.source.relative, result, config.layout)
+    target = output_path(task.source.relative, result, config.layout, context.identifiers)
     base = dict(
         source=relative, modality=_text(ds, "Modality") or None,
         sop_class_uid=_text(ds, "SOPClassUID") or None, action_counts=result.counts(),

@@ -314,3 +314,19 @@ def test_key_never_in_repr() -> None:
     config = make_config(key=TEST_KEY)
     assert TEST_KEY.hex() not in repr(config) and repr(TEST_KEY) not in repr(config)
     assert TEST_KEY.hex() not in repr(Pseudonymizer(TEST_KEY))
+
+
+def test_mirror_path_never_carries_an_identifying_value(tmp_path: Path,
+                                                        config: DeidConfig) -> None:
+    ds = syn.build_ct_image(PATIENT)
+    folder = f"{PATIENT.family_name}_{PATIENT.patient_id}"
+    src = tmp_path / "src" / folder / "ct.dcm"
+    src.parent.mkdir(parents=True)
+    src.write_bytes(syn.encode(ds))
+    result = run_task(
+        FileTask(SourceFile(src, PurePosixPath(folder, "ct.dcm")), tmp_path / "out"), config)
+    assert result.status is Status.WRITTEN
+    assert result.output is not None
+    assert PATIENT.family_name not in result.output and PATIENT.patient_id not in result.output
+    assert result.output.startswith(result.patient_pseudonym)
+    assert (tmp_path / "out" / result.output).is_file()
