@@ -47,8 +47,10 @@ def _expected(row: dict, column: str) -> str:
     if row["tag"].startswith("(0004"):
         return "X"  # E.1.1: group 0004 is removed outside a DICOMDIR (DICOMDIRs are not copied)
     code = row["basic"] if column == "basic" else row.get("options", {}).get(column, row["basic"])
-    if code == "X" and row["keyword"] in CONFORMANCE["type2"]:
+    if code == "X" and row["keyword"] in (CONFORMANCE["type2"] or []):
         return "Z"
+    if code == "X" and row["keyword"] in (CONFORMANCE["type1"] or []):
+        return "D"
     return {"Z/D": "D", "X/Z": "Z", "X/D": "D", "X/Z/D": "D", "X/Z/U*": "U"}.get(code, code)
 
 

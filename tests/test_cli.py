@@ -89,7 +89,10 @@ def test_sample_archive_no_identifying_value_anywhere(sample_run: tuple[Path, st
     for path in out.rglob("*"):
         if not path.is_file():
             continue
-        data = path.read_bytes().upper()
+        data = path.read_bytes()
+        if path.suffix == ".html":  # thumbnails are base64: random letters, not text
+            data = re.sub(rb"base64,[A-Za-z0-9+/=]+", b"base64,", data)
+        data = data.upper()
         for value in values:
             for encoding in ("utf-8", "latin-1", "utf-16-le"):
                 try:
