@@ -163,9 +163,8 @@ class Engine:
             if group in (0x0002, 0x0004) or element == 0x0000:
                 self._delete(ds, tag, "X", path)
                 continue
-            action = self.profile.action_for(tag)
-            if action is None:
-                action = self._unlisted_action(ds, tag)
+            listed = self.profile.action_for(tag)
+            action = listed if listed is not None else self._unlisted_action(ds, tag)
             self._apply(ds, tag, action, path, mode)
         for (group, block), _creator in creators.items():
             if (group, block) not in kept_blocks:
