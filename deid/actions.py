@@ -113,6 +113,8 @@ class Engine:
     actions: list[ElementAction] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     mapping: dict[str, str] = field(default_factory=dict)
+    uid_map: dict[str, str] = field(default_factory=dict)
+    """Original instance UIDs of this dataset → pseudonyms (kept in the worker; never reported)."""
     day_offset: int = 0
     _encoding: str | None = "latin-1"
 
@@ -276,6 +278,7 @@ class Engine:
         if not value or value.startswith(_WELL_KNOWN_ROOT):
             return value
         new = self.pseudonyms.uid(value)
+        self.uid_map[value] = new
         if self.collect_mapping:
             self.mapping[value] = new
         return new

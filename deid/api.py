@@ -84,7 +84,7 @@ def deidentify_dataset(ds: Dataset, config: DeidConfig) -> DatasetResult:
     """
     from deid.task import deidentify_header
 
-    result, _context = deidentify_header(ds, config)
+    result, _context, _uids = deidentify_header(ds, config)
     return result
 
 

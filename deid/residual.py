@@ -75,6 +75,15 @@ def guard_element(ds: Dataset, tag: int, vr: str, ids: Identifiers,
     if tag >> 16 in _PIXEL_GROUPS:
         return False
     try:
+        if vr in ("DA", "DT") and ids.dates:
+            values = text_values(ds, tag, vr, encoding)
+            if not any(v.strip()[:8] in ids.dates for v in values):
+                return False
+            # a kept date equal to the birth date (Full Dates keeps SR dates): a dummy date
+            dummy = "20000101" if vr == "DA" else "20000101000000"
+            cleaned = [dummy if v.strip()[:8] in ids.dates else v for v in values]
+            ds[tag] = DataElement(BaseTag(tag), vr, cleaned if len(cleaned) != 1 else cleaned[0])
+            return True
         if vr in GUARDED_TEXT_VRS:
             values = text_values(ds, tag, vr, encoding)
             if not any(ids.find(v) for v in values):

@@ -41,11 +41,14 @@ def _prepared(config: DeidConfig) -> tuple[CompiledProfile, Pseudonymizer]:
     return compile_profile(config.profile), Pseudonymizer(config.key)
 
 
-def deidentify_header(ds: Dataset, config: DeidConfig) -> tuple[DatasetResult, pixels.PixelContext]:
+def deidentify_header(
+    ds: Dataset, config: DeidConfig
+) -> tuple[DatasetResult, pixels.PixelContext, dict[str, str]]:
     """Apply the profile and the residual guard to ``ds`` in place.
 
-    Returns the result and the context the pixel step needs (taken from the original header;
-    it holds identifying values and never leaves the worker).
+    Returns the result, the context the pixel step needs (taken from the original header; it
+    holds identifying values and never leaves the worker) and the UIDs replaced (original →
+    pseudonym, for output paths; never reported).
     """
     profile, pseudonyms = _prepared(config)
     identifiers = collect_identifiers(ds, profile.kept_tags)
@@ -69,7 +72,7 @@ def deidentify_header(ds: Dataset, config: DeidConfig) -> tuple[DatasetResult, p
         sop_instance_uid=_text(ds, "SOPInstanceUID"),
         mapping=tuple(sorted(engine.mapping.items())),
     )
-    return result, context
+    return result, context, engine.uid_map
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -86,13 +89,14 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 def output_path(
     relative: PurePosixPath, result: DatasetResult, layout: Layout,
-    identifiers: Identifiers | None = None,
+    identifiers: Identifiers | None = None, uid_map: dict[str, str] | None = None,
 ) -> PurePosixPath:
     """Where an output goes, relative to the output folder.
 
     ``study`` names folders from pseudonymised values only. ``mirror`` keeps the source's relative
-    path, except that an identifying value of the file found in a folder or file name (a folder
-    named after the patient) is replaced by the patient pseudonym.
+    path, except that an original UID of the file in a folder or file name (exports named by
+    Study Instance UID) becomes its pseudonym, and an identifying value (a folder named after
+    the patient) becomes the patient pseudonym.
     """
     if layout is Layout.STUDY:
         return PurePosixPath(
@@ -101,10 +105,14 @@ def output_path(
             result.series_uid or "series-unknown",
             f"{result.sop_instance_uid or 'instance-unknown'}.dcm",
         )
-    if identifiers is None or not identifiers:
-        return relative
-    pseudonym = result.patient_pseudonym or "PAT-UNKNOWN"
-    return PurePosixPath(*(identifiers.replace(part, pseudonym) for part in relative.parts))
+    parts = list(relative.parts)
+    if uid_map:
+        for old in sorted(uid_map, key=len, reverse=True):
+            parts = [part.replace(old, uid_map[old]) if old in part else part for part in parts]
+    if identifiers:
+        pseudonym = result.patient_pseudonym or "PAT-UNKNOWN"
+        parts = [identifiers.replace(part, pseudonym) for part in parts]
+    return PurePosixPath(*parts)
 
 
 def run_task(task: FileTask, config: DeidConfig) -> FileResult:
@@ -148,7 +156,7 @@ def _run(task: FileTask, config: DeidConfig, start: float) -> FileResult:
             duration_s=time.perf_counter() - start,
         )
     try:
-        result, context = deidentify_header(ds, config)
+        result, context, uid_map = deidentify_header(ds, config)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
             UnicodeError, EOFError, NotImplementedError) as exc:
         raise CleaningError(
@@ -156,7 +164,8 @@ def _run(task: FileTask, config: DeidConfig, start: float) -> FileResult:
             f"({type(exc).__name__}); not written."
         ) from None
     outcome = pixels.clean_pixels(ds, context, mode=config.pixels, redact=config.redact)
-    target = output_path(task.source.relative, result, config.layout, context.identifiers)
+    target = output_path(task.source.relative, result, config.layout, context.identifiers,
+                         uid_map)
     base = dict(
         source=relative, modality=_text(ds, "Modality") or None,
         sop_class_uid=_text(ds, "SOPClassUID") or None, action_counts=result.counts(),

@@ -330,3 +330,33 @@ def test_mirror_path_never_carries_an_identifying_value(tmp_path: Path,
     assert PATIENT.family_name not in result.output and PATIENT.patient_id not in result.output
     assert result.output.startswith(result.patient_pseudonym)
     assert (tmp_path / "out" / result.output).is_file()
+
+
+def test_kept_date_equal_to_birth_date_is_replaced() -> None:
+    """Full Dates keeps SR dates; one that is the patient's birth date must still go."""
+    config = make_config(key=TEST_KEY, options=["retain-longitudinal-full-dates"])
+    ds = Dataset()
+    ds.PatientBirthDate = "19560412"
+    ds.StudyDate = "20240315"
+    item = Dataset()
+    item.ValueType = "DATE"
+    item.Date = "19560412"
+    ds.ContentSequence = [item]
+    result = deidentify_dataset(ds, config)
+    assert ds.StudyDate == "20240315"
+    assert ds.ContentSequence[0].Date != "19560412"
+    assert "(0040,A121)" in result.residual_hits
+
+
+def test_mirror_path_named_by_original_uids_gets_pseudonyms(tmp_path: Path,
+                                                            config: DeidConfig) -> None:
+    ds = syn.build_ct_image(PATIENT)
+    relative = PurePosixPath(ds.StudyInstanceUID, ds.SeriesInstanceUID, f"{ds.SOPInstanceUID}.dcm")
+    src = tmp_path / "src" / relative
+    src.parent.mkdir(parents=True)
+    src.write_bytes(syn.encode(ds))
+    result = run_task(FileTask(SourceFile(src, relative), tmp_path / "out"), config)
+    assert result.output is not None
+    out = pydicom.dcmread(tmp_path / "out" / result.output)
+    assert result.output == f"{out.StudyInstanceUID}/{out.SeriesInstanceUID}/" \
+                            f"{out.SOPInstanceUID}.dcm"
