@@ -138,13 +138,23 @@ def keygen(file: Path) -> None:
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--source", "sources", multiple=True, required=True,
               type=click.Path(exists=True, path_type=Path), help="The original input (repeatable).")
+@click.option("--allow-dates", is_flag=True,
+              help="Do not report original dates (runs with retain-longitudinal-full-dates).")
+@click.option("--allow", "allow_kinds", multiple=True, metavar="KIND",
+              help="Do not report this kind of value, e.g. 'uid' for retain-uids runs.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the hits.")
-def verify(out_dir: Path, sources: tuple[Path, ...], quiet: bool) -> None:
+def verify(out_dir: Path, sources: tuple[Path, ...], allow_dates: bool,
+           allow_kinds: tuple[str, ...], quiet: bool) -> None:
     """Scan OUT_DIR for any identifying value of the SOURCE files; exit 1 on any hit."""
-    from deid.verify import verify_output
+    from deid.verify import KINDS, verify_output
 
+    unknown = sorted(set(allow_kinds) - set(KINDS))
+    if unknown:
+        _fail_usage(f"unknown kind {unknown[0]!r}; kinds are: {', '.join(KINDS)}.")
+        return
     try:
-        report = verify_output(out_dir, sources)
+        report = verify_output(out_dir, sources, allow_dates=allow_dates,
+                               allow_kinds=allow_kinds)
     except DeidError as exc:
         _fail_usage(str(exc))
         return
