@@ -6,6 +6,7 @@ Exit codes: 0 every input went well, 1 some inputs failed (or ``verify`` found a
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -34,7 +35,27 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns an unexpected internal error into one line (messages may quote values: only the
+    class is shown); ``DEID_DEBUG=1`` shows the traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted: run the same command again to finish the job.", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("DEID_DEBUG"):
+                raise
+            click.echo(f"Internal error ({type(exc).__name__}); set DEID_DEBUG=1 for details. "
+                       "Rerun the command: finished inputs are kept.", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="deid-pipeline")
 def main() -> None:
     """De-identify DICOM files and folders per DICOM PS3.15 Annex E."""
