@@ -37,7 +37,11 @@ class ElementAction:
 
 @dataclass(frozen=True)
 class BoxRecord:
-    """A masked (or kept) text box, in pixel coordinates of its frame."""
+    """A masked (or kept) text box, in pixel coordinates of its frame.
+
+    ``frame`` is the 0-based frame index, or -1 for a box masked in every frame of a multi-frame
+    image (burned-in text is searched on all frames at once and masked wherever it was found).
+    """
 
     frame: int
     x: int
