@@ -105,6 +105,15 @@ def run(
     except DeidError as exc:
         _fail_usage(str(exc))
         return
+    if config.pixels is not PixelMode.NEVER and scheduler is None:
+        from deid.pixels.detect import check_tesseract
+
+        try:
+            check_tesseract()
+        except DeidError as exc:
+            _fail_usage(f"{exc} (or run with --pixels never if the archive has no burned-in "
+                        "text)")
+            return
     if config.key_is_ephemeral and not quiet:
         click.echo(
             "No key given (--key-file or $DEID_KEY): anonymising with a random key for this run "

@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from deid import pixels
 from deid.actions import new_engine
 from deid.config import DeidConfig, Layout
-from deid.errors import CleaningError, DeidError
+from deid.errors import CleaningError, DeidError, PixelError
 from deid.identifiers import Identifiers, collect_identifiers
 from deid.io import SourceFile, encode_dataset, is_dicomdir, read_dataset, write_atomic
 from deid.profiles import CompiledProfile, compile_profile
@@ -163,7 +163,10 @@ def _run(task: FileTask, config: DeidConfig, start: float) -> FileResult:
             f"{task.source.path}: unreadable or invalid element while cleaning "
             f"({type(exc).__name__}); not written."
         ) from None
-    outcome = pixels.clean_pixels(ds, context, mode=config.pixels, redact=config.redact)
+    try:
+        outcome = pixels.clean_pixels(ds, context, mode=config.pixels, redact=config.redact)
+    except PixelError as exc:
+        raise PixelError(f"{task.source.path}: {exc} Not written.") from None
     target = output_path(task.source.relative, result, config.layout, context.identifiers,
                          uid_map)
     base = dict(
