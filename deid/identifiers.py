@@ -158,21 +158,21 @@ class Identifiers:
 
     def find(self, text: str) -> list[tuple[int, int]]:
         """Spans of identifying values in ``text`` (compared after NFKC normalisation)."""
-        if self.pattern is None or not text:
+        if not text or not self._needles:
             return []
         if not text.isascii():
             text = unicodedata.normalize("NFKC", text)
-        if not self._may_match(text):
+        if not self._may_match(text) or self.pattern is None:
             return []
         return [m.span() for m in self.pattern.finditer(text)]
 
     def scrub(self, text: str) -> str:
         """``text`` with every identifying value removed and whitespace tidied."""
-        if self.pattern is None or not text:
+        if not text or not self._needles:
             return text
         if not text.isascii():
             text = unicodedata.normalize("NFKC", text)
-        if not self._may_match(text):
+        if not self._may_match(text) or self.pattern is None:
             return text
         cleaned = self.pattern.sub("", text)
         cleaned = re.sub(r"[ \t]{2,}", " ", cleaned)
@@ -180,7 +180,7 @@ class Identifiers:
 
     def replace(self, text: str, replacement: str) -> str:
         """``text`` with every identifying value replaced by ``replacement``."""
-        if self.pattern is None or not text or not self.find(text):
+        if not self.find(text) or self.pattern is None:
             return text
         if not text.isascii():
             text = unicodedata.normalize("NFKC", text)
