@@ -69,9 +69,15 @@ def main():
     began = time.perf_counter()
     summary = run(RunOptions(sources=(Path(src),), out_dir=Path(out), workers=workers), config,
                   progress=Timing())
+    total_s = time.perf_counter() - began
+    failures = []
+    if summary.failed:
+        report = json.loads((Path(out) / "report.json").read_text())
+        failures = [f"{e['source']}: {e['error_class']}: {e['reason']}"
+                    for e in report["inputs"] if e["status"] == "failed"][:5]
     print(json.dumps({"processed": summary.processed, "counts": dict(summary.counts),
-                      "work_s": Timing.finish - Timing.start,
-                      "total_s": time.perf_counter() - began}))
+                      "work_s": Timing.finish - Timing.start, "total_s": total_s,
+                      "failures": failures}))
 
 if __name__ == "__main__":
     main()
@@ -148,6 +154,8 @@ def run_pipeline(src: Path, out: Path, workers: int, pixels: str, key: str) -> R
     if process.returncode != 0:
         raise RuntimeError(f"the pipeline failed (exit {process.returncode}):\n{stderr[-3000:]}")
     data = json.loads(stdout.strip().splitlines()[-1])
+    for failure in data.get("failures", []):
+        print(f"\n    failed: {failure}", end="")
     return Result(workers, int(data["processed"]), float(data["work_s"]),
                   float(data["total_s"]), data["counts"], sample)
 
