@@ -1,11 +1,11 @@
 """The SQLite record of every input of an output folder, for exactly-once resume.
 
 The manifest lives in ``OUT/.deid/manifest.sqlite`` (WAL mode). It holds one row per input (keyed
-by the input's absolute path): its size and modification time when it was processed, where it
-ended (``written``, ``failed``, ``skipped``, ``dry-run``), the output path, and the
-:class:`~deid.results.FileResult` as JSON. It never holds an original value: the result's
-``mapping`` (original-to-pseudonym pairs, PHI) and the pixel thumbnail are left out of the JSON;
-thumbnails of cleaned images go to a table of their own, capped in number.
+by a keyed hash of its absolute path, never the path itself): its size and modification time
+when it was processed, where it ended (``written``, ``failed``, ``skipped``, ``dry-run``), the
+output path, and the :class:`~deid.results.FileResult` as JSON. It never holds an original
+value: the result's ``mapping`` (original-to-pseudonym pairs, PHI) and the pixel thumbnail are
+left out of the JSON; thumbnails of cleaned images go to a table of their own, capped in number.
 
 It also holds the settings the folder was made with (profile, options, pixel mode, layout,
 sources, a fingerprint of the key: an HMAC of a constant, never the key) so that a rerun with
@@ -205,7 +205,7 @@ class InputRecord:
     """One row of the manifest."""
 
     path: str
-    """Absolute path of the input."""
+    """Keyed hash of the input's absolute path (:func:`deid.pipeline.input_key`)."""
     source: str
     """Path relative to its source root (the ``source`` of the result)."""
     size: int
@@ -458,13 +458,14 @@ class Manifest:
             self._thumbnail_count += 1
 
     def owner_of(self, output: str, *, excluding: str) -> str | None:
-        """Absolute path of another input whose result claims ``output`` (written/dry-run)."""
+        """Another input whose result claims ``output`` (written/dry-run), named by its source
+        path and its ``input_id`` (two roots may hold the same relative path)."""
         row = self._db.execute(
-            "SELECT path FROM inputs WHERE output = ? AND path != ? AND status IN (?, ?) "
+            "SELECT source, path FROM inputs WHERE output = ? AND path != ? AND status IN (?, ?) "
             "ORDER BY run, path LIMIT 1",
             (output, excluding, Status.WRITTEN.value, Status.DRY_RUN.value),
         ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else f"{row[0]} (input_id {row[1]})"
 
     def written_outputs(self) -> Iterator[str]:
         """Output paths (relative) of every ``written`` row."""

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
+import hmac
 import itertools
 import logging
 import os
@@ -887,6 +889,7 @@ def plan(
     *,
     done: Any,
     stats: dict[Path, tuple[int, int]],
+    key_of: Any = str,
 ) -> Iterator[FileTask]:
     """The tasks of the inputs that need work, lazily, in discovery order.
 
@@ -896,7 +899,7 @@ def plan(
     """
     for source in discover(sources, exclude=out_dir):
         size, mtime_ns = _stat(source)
-        key = str(source.path)
+        key = key_of(source.path)
         previous = manifest.is_done(key, size, mtime_ns, out_dir)
         if previous is not None:
             manifest.mark_seen(key, run_id)
@@ -925,9 +928,16 @@ def _contested_output(result: FileResult) -> str | None:
     return match.group(1) if match else None
 
 
-def _conflict_reason(path: str, output: str, owner: str) -> str:
-    return (f"{path}: output {output} is already taken by input {owner}; not written "
+def _conflict_reason(source: str, output: str, owner: str) -> str:
+    return (f"{source}: output {output} is already taken by input {owner}; not written "
             "(rename or move one of the two inputs).")
+
+
+def input_key(config: DeidConfig, path: Path) -> str:
+    """The manifest's key of an input: a keyed hash of its absolute path, so that the output
+    folder never holds the source's paths (folder names may carry names or IDs)."""
+    message = b"input-path\x00" + str(path).encode("utf-8", "surrogateescape")
+    return hmac.new(config.key, message, hashlib.sha256).hexdigest()[:40]
 
 
 def _reconcile(manifest: Manifest, path: str, result: FileResult) -> FileResult:
@@ -937,13 +947,13 @@ def _reconcile(manifest: Manifest, path: str, result: FileResult) -> FileResult:
         if owner is not None:
             return replace(
                 result, status=Status.FAILED, output=None, error_class=OUTPUT_CONFLICT,
-                reason=_conflict_reason(path, result.output, owner), mapping=(),
+                reason=_conflict_reason(result.source, result.output, owner), mapping=(),
             )
     elif result.error_class == OUTPUT_CONFLICT:
         output = _contested_output(result)
         owner = manifest.owner_of(output, excluding=path) if output else None
         if output and owner is not None:
-            return replace(result, reason=_conflict_reason(path, output, owner))
+            return replace(result, reason=_conflict_reason(result.source, output, owner))
     return result
 
 
@@ -953,7 +963,7 @@ def _name_conflict_owners(manifest: Manifest, run_id: int) -> None:
         output = _contested_output(result)
         owner = manifest.owner_of(output, excluding=path) if output else None
         if output and owner is not None:
-            manifest.update_reason(path, _conflict_reason(path, output, owner))
+            manifest.update_reason(path, _conflict_reason(result.source, output, owner))
     manifest.commit()
 
 
@@ -1066,7 +1076,8 @@ def _execute(
             progress.advance(result)
 
     stats: dict[Path, tuple[int, int]] = {}
-    tasks = plan(paths.sources, paths.out_dir, manifest, run_id, done=done, stats=stats)
+    tasks = plan(paths.sources, paths.out_dir, manifest, run_id, done=done, stats=stats,
+                 key_of=lambda path: input_key(config, path))
     executor: Executor | None = None
     try:
         first = next(tasks, None)
@@ -1074,7 +1085,7 @@ def _execute(
             return
         executor = make_executor(options)
         for task, result in executor.map_unordered(itertools.chain([first], tasks), config):
-            key = str(task.source.path)
+            key = input_key(config, task.source.path)
             size, mtime_ns = stats.pop(task.source.path, (-1, -1))
             result = _reconcile(manifest, key, result)
             if journal is not None and result.status is Status.WRITTEN and result.mapping:

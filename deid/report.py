@@ -33,7 +33,7 @@ REPORT_NAMES = (JSON_NAME, CSV_NAME, HTML_NAME)
 CSV_ACTION_CODES = ("X", "Z", "D", "U", "C", "K", "guard")
 
 CSV_COLUMNS = (
-    "source", "input", "status", "output", "error_class", "reason", "modality", "sop_class_uid",
+    "source", "input_id", "status", "output", "error_class", "reason", "modality", "sop_class_uid",
     *(f"actions_{code}" for code in CSV_ACTION_CODES), "actions_other", "residual_hits",
     "warnings", "pixels_scanned", "pixels_reason", "frames", "boxes_masked", "boxes_kept",
     "transfer_syntax_in", "transfer_syntax_out", "patient_pseudonym", "study_uid", "duration_s",
@@ -124,7 +124,7 @@ def report_entry(result: FileResult, input_path: str | None = None) -> dict[str,
     pixels = result.pixels
     return {
         "source": result.source,
-        "input": input_path,
+        "input_id": input_path,
         "status": result.status.value,
         "output": result.output,
         "reason": result.reason,
@@ -152,7 +152,7 @@ def csv_row(entry: dict[str, Any]) -> list[Any]:
     counts = entry["action_counts"]
     other = ";".join(f"{k}={v}" for k, v in sorted(counts.items()) if k not in CSV_ACTION_CODES)
     row: list[Any] = [
-        entry["source"], entry["input"] or "", entry["status"], entry["output"] or "",
+        entry["source"], entry["input_id"] or "", entry["status"], entry["output"] or "",
         entry["error_class"] or "", entry["reason"] or "", entry["modality"] or "",
         entry["sop_class_uid"] or "",
     ]

@@ -116,42 +116,39 @@ def output_path(
 
 
 def run_task(task: FileTask, config: DeidConfig) -> FileResult:
-    """De-identify one file; never raises (a failure is a ``failed`` result with a reason)."""
+    """De-identify one file; never raises (a failure is a ``failed`` result with a reason).
+
+    The result names the input by its path relative to its source root, with any identifying
+    value of the file in a folder or file name replaced (as in the mirror layout); messages
+    never hold the absolute path.
+    """
     start = time.perf_counter()
-    relative = task.source.relative.as_posix()
+    shown = [task.source.relative.as_posix()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warnings may quote values: never let them out
         try:
-            return _run(task, config, start)
+            return _run(task, config, start, shown)
         except DeidError as exc:
-            return _failed(relative, str(exc), type(exc).__name__, start)
+            reason, error_class = str(exc), type(exc).__name__
         except MemoryError:
-            return _failed(relative, f"{task.source.path}: out of memory while de-identifying.",
-                           "MemoryError", start)
+            reason, error_class = "out of memory while de-identifying; not written.", "MemoryError"
         except Exception as exc:  # unknown problems: fail closed, message without values
-            logger.debug("unexpected error on %s: %s", task.source.path, type(exc).__name__)
-            return _failed(
-                relative,
-                f"{task.source.path}: could not be de-identified completely "
-                f"({type(exc).__name__}); not written.",
-                type(exc).__name__, start,
-            )
+            logger.debug("unexpected error on %s: %s", shown[0], type(exc).__name__)
+            reason = f"could not be de-identified completely ({type(exc).__name__}); not written."
+            error_class = type(exc).__name__
+    reason = reason.replace(str(task.source.path), shown[0])
+    if not reason.startswith(shown[0]):
+        reason = f"{shown[0]}: {reason}"
+    return FileResult(source=shown[0], status=Status.FAILED, reason=reason,
+                      error_class=error_class, duration_s=time.perf_counter() - start)
 
 
-def _failed(relative: str, reason: str, error_class: str, start: float) -> FileResult:
-    return FileResult(
-        source=relative, status=Status.FAILED, reason=reason, error_class=error_class,
-        duration_s=time.perf_counter() - start,
-    )
-
-
-def _run(task: FileTask, config: DeidConfig, start: float) -> FileResult:
-    relative = task.source.relative.as_posix()
+def _run(task: FileTask, config: DeidConfig, start: float, shown: list[str]) -> FileResult:
     ds = read_dataset(task.source.path)
     if is_dicomdir(ds):
         return FileResult(
-            source=relative, status=Status.SKIPPED, error_class="DICOMDIR",
-            reason=f"{task.source.path}: a DICOMDIR indexes names and IDs; not copied "
+            source=shown[0], status=Status.SKIPPED, error_class="DICOMDIR",
+            reason=f"{shown[0]}: a DICOMDIR indexes names and IDs; not copied "
                    "(rebuild one from the output if needed).",
             duration_s=time.perf_counter() - start,
         )
@@ -160,13 +157,15 @@ def _run(task: FileTask, config: DeidConfig, start: float) -> FileResult:
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
             UnicodeError, EOFError, NotImplementedError) as exc:
         raise CleaningError(
-            f"{task.source.path}: unreadable or invalid element while cleaning "
-            f"({type(exc).__name__}); not written."
+            f"unreadable or invalid element while cleaning ({type(exc).__name__}); not written."
         ) from None
+    shown[0] = output_path(task.source.relative, result, Layout.MIRROR, context.identifiers,
+                           uid_map).as_posix()
+    relative = shown[0]
     try:
         outcome = pixels.clean_pixels(ds, context, mode=config.pixels, redact=config.redact)
     except PixelError as exc:
-        raise PixelError(f"{task.source.path}: {exc} Not written.") from None
+        raise PixelError(f"{relative}: {exc} Not written.") from None
     target = output_path(task.source.relative, result, config.layout, context.identifiers,
                          uid_map)
     base = dict(
@@ -184,7 +183,7 @@ def _run(task: FileTask, config: DeidConfig, start: float) -> FileResult:
     if written.state == "conflict":
         return FileResult(
             status=Status.FAILED, output=None, error_class="OutputConflict",
-            reason=f"{task.source.path}: output {target.as_posix()} already holds another "
+            reason=f"{relative}: output {target.as_posix()} already holds another "
                    "file; not overwritten.",
             duration_s=time.perf_counter() - start, **base,  # type: ignore[arg-type]
         )

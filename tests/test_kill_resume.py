@@ -148,7 +148,7 @@ def test_kill_9_at_any_moment_then_rerun(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     entries = report["inputs"]
     assert len(entries) == n_inputs == report["total"]
-    assert len({e["input"] for e in entries}) == n_inputs
+    assert len({e["input_id"] for e in entries}) == n_inputs
     assert report["counts"] == {"written": N_IMAGES, "failed": 2}
     assert report["run"]["done_before"] >= second  # resumed, not redone from scratch
     for entry in entries:

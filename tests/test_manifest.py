@@ -104,7 +104,8 @@ def test_owner_of_and_conflicts(tmp_path: Path) -> None:
     with Manifest(None) as manifest:
         run = manifest.begin_run({})
         manifest.record("/src/one/x.dcm", 1, 1, _result("x.dcm"), run)
-        assert manifest.owner_of("x.dcm", excluding="/src/two/x.dcm") == "/src/one/x.dcm"
+        assert manifest.owner_of("x.dcm", excluding="/src/two/x.dcm") == \
+            "x.dcm (input_id /src/one/x.dcm)"
         assert manifest.owner_of("x.dcm", excluding="/src/one/x.dcm") is None
         manifest.record("/src/two/x.dcm", 1, 1, _result(
             "x.dcm", Status.FAILED, error_class="OutputConflict",

@@ -24,6 +24,7 @@ from deid.pipeline import (
     DaskExecutor,
     RunOptions,
     RunSummary,
+    input_key,
     run,
     run_tasks,
 )
@@ -80,7 +81,7 @@ def report_entries(out: Path) -> dict[str, dict[str, object]]:
     for entry in data["inputs"]:
         entry = dict(entry)
         entry.pop("duration_s")
-        entries[entry["input"]] = entry
+        entries[entry["input_id"]] = entry
     assert len(entries) == len(data["inputs"]), "an input is listed twice"
     return entries
 
@@ -428,12 +429,13 @@ def test_two_inputs_on_one_output_path_conflict(
     assert dict(summary.counts) == {"written": 2, "failed": 2}
     entries = report_entries(out)
     for name in ("ct001.dcm", "ct002.dcm"):
-        winner = entries[str(a / name)]
-        loser = entries[str(b / name)]
+        winner = entries[input_key(cfg, a / name)]
+        loser = entries[input_key(cfg, b / name)]
         assert winner["status"] == "written" and winner["output"] == f"scans/{name}"
         assert loser["status"] == "failed" and loser["error_class"] == "OutputConflict"
         assert loser["output"] is None
-        assert f"already taken by input {a / name}" in str(loser["reason"])
+        assert f"already taken by input scans/{name} (input_id {input_key(cfg, a / name)})" \
+            in str(loser["reason"])
     # Nothing overwritten: the output is the first input's.
     reference = run_serial([a], tmp_path / "ref", cfg)
     assert reference.counts["written"] == 2
@@ -454,12 +456,13 @@ def test_conflict_on_dask_names_the_other_input(
     assert dict(summary.counts) == {"written": 2, "failed": 2}
     entries = report_entries(out)
     for name in ("ct001.dcm", "ct002.dcm"):
-        statuses = sorted(str(entries[str(s / name)]["status"]) for s in (a, b))
+        statuses = sorted(str(entries[input_key(cfg, s / name)]["status"]) for s in (a, b))
         assert statuses == ["failed", "written"]
-        loser = next(entries[str(s / name)] for s in (a, b)
-                     if entries[str(s / name)]["status"] == "failed")
-        winner = next(s / name for s in (a, b) if entries[str(s / name)]["status"] == "written")
-        assert f"already taken by input {winner}" in str(loser["reason"])
+        loser = next(entries[input_key(cfg, s / name)] for s in (a, b)
+                     if entries[input_key(cfg, s / name)]["status"] == "failed")
+        winner = next(s / name for s in (a, b)
+                      if entries[input_key(cfg, s / name)]["status"] == "written")
+        assert f"(input_id {input_key(cfg, winner)})" in str(loser["reason"])
 
 
 # -- mapping, dry run, progress -----------------------------------------------------------------
