@@ -106,8 +106,9 @@ class Pseudonymizer:
             return cached
         number = int.from_bytes(self._digest("uid", original)[:16], "big")
         result = f"2.25.{number}"[:_UID_MAX]
-        if len(self._uid_cache) < 100_000:
-            self._uid_cache[original] = result
+        if len(self._uid_cache) >= 4096:  # bounded: memory stays flat over millions of files
+            self._uid_cache.clear()
+        self._uid_cache[original] = result
         return result
 
     def identifier(self, original: str, length: int = 12, prefix: str = "") -> str:
