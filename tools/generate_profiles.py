@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         target = GENERATED / name
         if args.check:
             if not target.exists() or target.read_text(encoding="utf-8") != text:
-                problems.append(f"profiles/generated/{name} is stale; run tools/generate_profiles.py")
+                problems.append(
+                    f"profiles/generated/{name} is stale; run tools/generate_profiles.py"
+                )
         else:
             GENERATED.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
