@@ -6,14 +6,17 @@ Usage::
     /work/venv/bin/python benchmarks/bench_pixels.py [--count 20] [--skip-baseline] [--ct 30]
 
 Frames (``deid.pixels._scenes``, seeded): ultrasound (grey and colour, 640x480), secondary
-capture (RGB, 640x480) and radiographs (12-bit, MONOCHROME2 and MONOCHROME1, 512x512) with known
-text boxes: names, IDs, dates, times, labels and measurements in six Hershey fonts, sizes 0.4 to
-1.1, grey levels, light text on dark and dark text on light areas, over plain background and over
-image content.
+capture (RGB, 640x480), radiographs (12-bit, MONOCHROME2 and MONOCHROME1, 512x512; text at 0 or
+4095, or at any value for "CR any value") and CT slices (int16, window 40/400, "CT any value":
+text above, inside and below the window, and at low contrasts) with known text boxes: names,
+IDs, dates, times, labels and measurements in six Hershey fonts, sizes 0.4 to 1.1, grey levels,
+light text on dark and dark text on light areas, over plain background and over image content.
+A frame deid refuses (Burned In Annotation YES and nothing found) counts as nothing masked.
 
 For each frame: deid (``clean_pixels``, ``--redact all-text``) and the peer method, which is what
-presidio-image-redactor does: ``pytesseract.image_to_data`` on the whole 8-bit frame and every
-word box masked. Both are measured on the same decoded frames:
+presidio-image-redactor does: ``pytesseract.image_to_data`` on the whole 8-bit frame as displayed
+(deep frames through their first window) and every word box masked. Both are measured on the
+same decoded frames:
 
 - recall: planted texts whose every ink pixel lies in a masked box, over planted texts;
 - over-masking: changed pixels farther than 4 pixels from every planted text box, over all pixels;
@@ -41,10 +44,12 @@ import cv2
 import numpy as np
 
 from deid.config import PixelMode, RedactMode
+from deid.errors import PixelError
 from deid.identifiers import Identifiers
 from deid.pixels import PixelContext, _clean, _scenes
 from deid.pixels.frames import decode, rendering, views
 from deid.pixels.redact import MARGIN
+from deid.results import PixelOutcome
 
 GOAL_RECALL = 0.99
 GOAL_OVERMASK = 0.01
@@ -60,6 +65,8 @@ SCENES: dict[str, Factory] = {
     "SC RGB": lambda rng: _scenes.secondary_capture(rng),
     "DX 12-bit": lambda rng: _scenes.radiograph(rng),
     "DX MONO1": lambda rng: _scenes.radiograph(rng, monochrome1=True),
+    "CR any value": lambda rng: _scenes.radiograph(rng, monochrome1=True, any_value=True),
+    "CT any value": lambda rng: _scenes.ct_with_text(rng),
 }
 
 
@@ -103,9 +110,12 @@ def run_deid(scene: _scenes.Scene) -> tuple[float, int, int, float, int]:
     ds = _scenes.scene_dataset(scene)
     before = decode(ds).frames.copy()
     start = time.perf_counter()
-    outcome = _clean(
-        ds, context_for(ds), mode=PixelMode.AUTO, redact=RedactMode.ALL_TEXT, reader=None
-    )
+    try:
+        outcome = _clean(
+            ds, context_for(ds), mode=PixelMode.AUTO, redact=RedactMode.ALL_TEXT, reader=None
+        )
+    except PixelError:  # Burned In Annotation YES and nothing found: refused, nothing masked
+        outcome = PixelOutcome(scanned=True)
     elapsed = time.perf_counter() - start
     after = decode(ds).frames
     masked = [(b.x, b.y, b.width, b.height) for b in outcome.boxes if not b.kept]

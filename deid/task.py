@@ -165,7 +165,10 @@ def _run(task: FileTask, config: DeidConfig, start: float, shown: list[str]) -> 
     try:
         outcome = pixels.clean_pixels(ds, context, mode=config.pixels, redact=config.redact)
     except PixelError as exc:
-        raise PixelError(f"{relative}: {exc} Not written.") from None
+        message = str(exc)
+        if "not written" not in message.lower():
+            message += " Not written."
+        raise PixelError(f"{relative}: {message}") from None
     target = output_path(task.source.relative, result, config.layout, context.identifiers,
                          uid_map)
     base = dict(

@@ -14,7 +14,7 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
 from deid.config import PixelMode, RedactMode
 from deid.pixels import _scenes
 from deid.pixels.detect import check_tesseract, find_candidates
-from deid.pixels.frames import decode, rendering, views
+from deid.pixels.frames import decode, rendering, search_views, views
 from tests.test_pixels_support import assert_clean, clean, frames_of, roundtrip
 
 pytestmark = pytest.mark.ocr
@@ -180,7 +180,8 @@ def test_image_without_text_is_scanned_and_unchanged() -> None:
     assert ds.PixelData == data
     assert ds.BurnedInAnnotation == "NO"
     assert ds.DeidentificationMethodCodeSequence[0].CodeValue == "113101"
-    assert find_candidates(views(decode(ds), rendering(ds))[0]) == []
+    assert find_candidates(search_views(decode(ds), rendering(ds))[0]) == []
+    assert find_candidates(views(decode(ds), rendering(ds))[0]) == []  # nor in the window
 
 
 def test_cine_with_changing_text_masks_every_frame() -> None:

@@ -133,7 +133,14 @@ def test_burn_reports_exact_ink() -> None:
 
 
 @pytest.mark.parametrize(
-    "factory", [_scenes.ultrasound, _scenes.secondary_capture, _scenes.radiograph, _scenes.ct_slice]
+    "factory",
+    [
+        _scenes.ultrasound,
+        _scenes.secondary_capture,
+        _scenes.radiograph,
+        _scenes.ct_slice,
+        _scenes.ct_with_text,
+    ],
 )
 def test_scenes_are_deterministic(factory: object) -> None:
     a = factory(np.random.default_rng(5))  # type: ignore[operator]

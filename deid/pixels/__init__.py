@@ -21,9 +21,9 @@ from deid.errors import DependencyError, PixelError
 from deid.identifiers import Identifiers
 from deid.pixels.detect import TesseractReader, TextReader, check_tesseract, find_candidates
 from deid.pixels.encode import write_back
-from deid.pixels.frames import decode, rendering, views
+from deid.pixels.frames import decode, rendering, search_views
 from deid.pixels.mask import clip_box, mask_regions
-from deid.pixels.policy import decide_scan, fixed_boxes, load_policy
+from deid.pixels.policy import check_found, decide_scan, fixed_boxes, load_policy
 from deid.pixels.preview import thumbnail_png
 from deid.pixels.redact import plan_masks
 from deid.results import BoxRecord, PixelOutcome
@@ -62,7 +62,9 @@ def clean_pixels(
     :func:`deid.pixels.policy.decide_scan`), decodes every frame, finds burned-in text, masks it
     (``redact``) together with the fixed regions of the device, and writes the frames back without
     a second loss. A scanned image gets Burned In Annotation NO and the code (113101, DCM,
-    "Clean Pixel Data Option") in De-identification Method Code Sequence (0012,0064).
+    "Clean Pixel Data Option") in De-identification Method Code Sequence (0012,0064), except an
+    image whose original Burned In Annotation is YES in which nothing was found: that one is
+    refused (``PixelError``), not claimed clean.
 
     Parameters
     ----------
@@ -82,7 +84,9 @@ def clean_pixels(
     ------
     PixelError
         When a scan is required but cannot be done (undecodable pixel data, missing codec,
-        Tesseract missing or failing, no lossless encoding): the file must not be written.
+        Tesseract missing or failing, no lossless encoding), or when the original Burned In
+        Annotation is YES and the scan found no text to mask
+        (:func:`deid.pixels.policy.check_found`): the file must not be written.
     """
     return _clean(ds, context, mode=mode, redact=redact, reader=None)
 
@@ -133,7 +137,7 @@ def _clean(
 
     pixels = decode(ds)
     render = rendering(ds)
-    grey = views(pixels, render)
+    grey = search_views(pixels, render)
     candidates = [find_candidates(view) for view in grey]
     plan = plan_masks(grey, candidates, reader, redact, context.identifiers, policy)
     fixed = fixed_boxes(
@@ -152,6 +156,7 @@ def _clean(
     kept = [
         b for b in (clip_box(b, pixels.rows, pixels.columns) for b in plan.kept) if b is not None
     ]
+    check_found(burned_in_annotation=context.burned_in_annotation, found=bool(masked or kept))
     changed = mask_regions(pixels.frames, masked) if masked else 0
     syntax_out = syntax_in
     if changed:

@@ -356,8 +356,13 @@ def radiograph(
     *,
     monochrome1: bool = False,
     texts: int = 5,
+    any_value: bool = False,
 ) -> Scene:
-    """A 12-bit projection radiograph: smooth anatomy, noise, collimation, bright and dark text."""
+    """A 12-bit projection radiograph: smooth anatomy, noise, collimation, bright and dark text.
+
+    The text is drawn at 0 over bright areas and 4095 over dark ones, or, with ``any_value``,
+    at any value: 0 or 4095, or 150 to 600 above or below its background (noise: 25).
+    """
     yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
     body = np.exp(
         -(((xx - cols / 2) / (cols * 0.32)) ** 2 + ((yy - rows / 2) / (rows * 0.45)) ** 2)
@@ -375,6 +380,9 @@ def radiograph(
 
     def pick(image: NDArray[np.generic], x: int, y: int, w: int, h: int) -> float:
         mean = float(image[y : y + h, x : x + w].mean())
+        if any_value and rng.random() < 0.7:
+            step = float(rng.uniform(150, 600)) * (1 if rng.random() < 0.5 else -1)
+            return float(np.clip(mean + step, 0, 4095))
         return 0.0 if mean > 1800 else 4095.0
 
     planted = _place_texts(
@@ -429,6 +437,50 @@ def ct_slice(rng: np.random.Generator, rows: int = 512, cols: int = 512) -> Scen
     hu += rng.normal(0, 12, (rows, cols)).astype(np.float32) * (hu > -900)
     stored = np.clip(np.rint(hu + 1024), -2000, 4000).astype(np.int16)
     return Scene(stored, "MONOCHROME2", 16, "CT", [], window=(40.0, 400.0), rescale=(1.0, -1024.0))
+
+
+def ct_with_text(
+    rng: np.random.Generator, rows: int = 512, cols: int = 512, texts: int = 6
+) -> Scene:
+    """A CT slice (:func:`ct_slice`: 12 HU of noise in the body, flat air) with text at values
+    anywhere in the stored range, as judged against the soft-tissue window (40/400): brighter
+    than the window (600 to 3071 HU), inside it (60 to 150 HU from its background, kept in the
+    window), below it (-900 to -200 HU), or at a low contrast (50 HU from flat air, 100 HU from
+    the body)."""
+    scene = ct_slice(rng, rows, cols)
+    stored = scene.pixels
+    air_top = (0, 0, cols, int(rows * 0.18))
+    air_bottom = (0, int(rows * 0.88), cols, rows - int(rows * 0.88))
+    body = (int(cols * 0.3), int(rows * 0.3), int(cols * 0.4), int(rows * 0.4))
+
+    def pick(image: NDArray[np.generic], x: int, y: int, w: int, h: int) -> float:
+        background = float(np.median(image[y : y + h, x : x + w].astype(np.float32))) - 1024
+        kind = int(rng.integers(0, 4))
+        sign = 1 if rng.random() < 0.5 else -1
+        if kind == 0:
+            hu = float(rng.uniform(600, 3071))
+        elif kind == 1:
+            hu = float(np.clip(background + sign * rng.uniform(60, 150), -160, 240))
+            if abs(hu - background) < 60:
+                hu = background - sign * float(rng.uniform(60, 150))
+        elif kind == 2:
+            hu = float(rng.uniform(-900, -200))
+        else:
+            hu = background + sign * (50.0 if background < -900 else 100.0)
+            hu = max(hu, -1024.0)
+        return hu + 1024
+
+    planted = _place_texts(
+        stored,
+        rng,
+        texts,
+        pick,
+        zones=[air_top, air_bottom, body],
+        max_scale=_max_scale(rows, 512),
+    )
+    return Scene(
+        stored, "MONOCHROME2", 16, "CT", planted, window=(40.0, 400.0), rescale=(1.0, -1024.0)
+    )
 
 
 def cine(

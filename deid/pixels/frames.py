@@ -1,10 +1,10 @@
-"""Decode every frame of a dataset and make the 8-bit grey views text is searched in."""
+"""Decode every frame of a dataset and make the images text is searched in."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -232,24 +232,89 @@ def rendering(ds: Dataset) -> Rendering:
     return Rendering(slope, intercept, tuple(windows[:2]), palette, first)
 
 
+Numbers = np.ndarray[Any, np.dtype[np.integer[Any] | np.floating[Any]]]
+"""An array of integers or floats (what OpenCV's functions take)."""
+
+
+@dataclass(frozen=True)
+class StoredPlane:
+    """A plane text is searched in: the stored values of a grey frame deeper than 8 bits (or
+    signed), or the 8-bit grey view of any other frame.
+
+    Text burned into a deep frame may have any value of the stored range: brighter than the
+    window, inside it at a low contrast, or below it in air. No window is applied and nothing is
+    clipped; :func:`deid.pixels.detect.find_candidates` judges strokes against the local noise.
+    """
+
+    values: Numbers
+    """``(rows, columns)`` values (``uint8``, ``uint16``, ``int16`` or ``float32``)."""
+    grey_step: float
+    """Stored units per grey level of the display rendering (the first VOI window, or the
+    frame's minimum to maximum over 255): text of 40 grey levels there is always searched."""
+
+
+SearchView = NDArray[np.uint8] | StoredPlane
+"""What :func:`deid.pixels.detect.find_candidates` searches: an 8-bit grey image, with a fixed
+contrast threshold, or a :class:`StoredPlane`, with thresholds that follow the noise."""
+
+
 def views(pixels: DecodedPixels, render: Rendering) -> list[NDArray[np.uint8]]:
-    """The 8-bit grey images text is searched in.
+    """The 8-bit grey images a reader sees (:func:`grey_views` of each frame or projection).
 
     One frame gives its own view(s); several frames give views of their per-pixel maximum and
     minimum, where static text (light or dark) stands out whatever moves under it and text that
-    changes from frame to frame leaves its union. Grey images deeper than 8 bits are shown
-    through their first VOI window (0028,1050)/(0028,1051), as a reader sees them, or scaled from
-    their minimum to their maximum when they have none.
+    changes from frame to frame leaves its union.
     """
-    frames = pixels.frames
-    if pixels.photometric == "PALETTE COLOR" or pixels.count == 1:
-        sources = [frames[i] for i in range(pixels.count)]
-    else:
-        sources = [frames.max(axis=0), frames.min(axis=0)]
     out: list[NDArray[np.uint8]] = []
-    for source in sources:
+    for source in _sources(pixels):
         out.extend(grey_views(source, pixels, render))
     return out
+
+
+def search_views(pixels: DecodedPixels, render: Rendering) -> list[StoredPlane]:
+    """The planes text is searched in, one per frame or per projection (see :func:`views`).
+
+    Grey frames deeper than 8 bits, or signed, are searched in their stored values: a window
+    shows only part of the stored range, and text outside it, or inside it at a low contrast,
+    would be missed. Colour, palette and 8-bit grey frames are searched in their 8-bit grey view
+    (:func:`grey_views`), one grey level per unit.
+    """
+    out: list[StoredPlane] = []
+    for source in _sources(pixels):
+        deep = pixels.samples == 1 and not _is_8bit_grey(source[..., 0], pixels)
+        if deep and (pixels.photometric != "PALETTE COLOR" or render.palette is None):
+            out.append(_stored_plane(source[..., 0], render))
+            continue
+        out.extend(StoredPlane(view, 1.0) for view in grey_views(source, pixels, render))
+    return out
+
+
+def _sources(pixels: DecodedPixels) -> list[NDArray[np.generic]]:
+    frames = pixels.frames
+    if pixels.photometric == "PALETTE COLOR" or pixels.count == 1:
+        return [frames[i] for i in range(pixels.count)]
+    return [frames.max(axis=0), frames.min(axis=0)]
+
+
+def _is_8bit_grey(plane: NDArray[np.generic], pixels: DecodedPixels) -> bool:
+    return pixels.bits_stored <= 8 and not pixels.signed and plane.dtype == np.uint8
+
+
+def _stored_plane(plane: NDArray[np.generic], render: Rendering) -> StoredPlane:
+    values = cast(Numbers, plane)
+    if values.dtype not in (np.uint16, np.int16, np.float32):
+        if values.dtype.kind in "ui" and values.dtype.itemsize == 1:
+            values = values.astype(np.int16)
+        else:
+            values = values.astype(np.float32)
+    values = np.ascontiguousarray(values)
+    slope = abs(render.slope) or 1.0
+    if render.windows:
+        width = render.windows[0][1] / slope
+    else:
+        low, high, _, _ = cv2.minMaxLoc(values)
+        width = max(1.0, float(high) - float(low))
+    return StoredPlane(values, max(width / 255.0, 1e-6))
 
 
 def grey_views(
@@ -265,7 +330,7 @@ def grey_views(
         index = np.clip(plane.astype(np.int64) - render.palette_first, 0, len(render.palette) - 1)
         return [_max_channel(render.palette[index])]
     invert = photometric == "MONOCHROME1"
-    if pixels.bits_stored <= 8 and not pixels.signed and plane.dtype == np.uint8:
+    if _is_8bit_grey(plane, pixels):
         grey = (
             plane
             if pixels.bits_stored == 8

@@ -13,7 +13,7 @@ from importlib import resources
 import yaml
 
 from deid.config import PixelMode
-from deid.errors import ProfileError
+from deid.errors import PixelError, ProfileError
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +145,26 @@ def decide_scan(
     if sop_class_uid.strip() in policy.sop_classes:
         return ScanDecision(True, "SOP class known to carry burned-in text")
     return ScanDecision(False, "(0028,0301) BurnedInAnnotation is NO")
+
+
+def check_found(*, burned_in_annotation: str | None, found: bool) -> None:
+    """Fail closed when the header says there is burned-in text and the scan found none.
+
+    The scan can miss text (a font, a size or a contrast it does not know), so an image whose
+    original Burned In Annotation (0028,0301) is YES is never claimed clean by a scan that found
+    nothing to mask: it is reported, not written. An absent or NO value, with nothing found,
+    leaves the image as it is.
+
+    Raises
+    ------
+    PixelError
+        When ``burned_in_annotation`` is YES and ``found`` is false.
+    """
+    if not found and (burned_in_annotation or "").strip().upper() == "YES":
+        raise PixelError(
+            "BurnedInAnnotation is YES but no burned-in text was found; not written: check it "
+            "by hand or run with --pixels never if it is known to be clean."
+        )
 
 
 def fixed_boxes(

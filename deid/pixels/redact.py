@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from deid.config import RedactMode
 from deid.identifiers import Identifiers
 from deid.pixels.detect import Candidate, TextReader, Word, prepare_crop
+from deid.pixels.frames import SearchView
 from deid.pixels.policy import PixelPolicy
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class MaskPlan:
 
 
 def plan_masks(
-    views: Sequence[NDArray[np.uint8]],
+    views: Sequence[SearchView],
     candidates: Sequence[Sequence[Candidate]],
     reader: TextReader,
     redact: RedactMode,
@@ -234,11 +235,14 @@ def _deduplicate(candidates: Sequence[Sequence[Candidate]]) -> list[tuple[int, C
 
 
 def _covered(inner: Box, outer: Box) -> bool:
+    """Whether ``inner`` lies wholly in ``outer`` grown by the margin: a candidate that reaches
+    further (a line found whole in one view and in part in another) is kept, so that nothing
+    of it is left unmasked or unread."""
     x, y, w, h = inner
     ox, oy, ow, oh = outer
     ix = max(0, min(x + w, ox + ow + MARGIN) - max(x, ox - MARGIN))
     iy = max(0, min(y + h, oy + oh + MARGIN) - max(y, oy - MARGIN))
-    return ix * iy >= 0.9 * w * h
+    return ix * iy >= w * h
 
 
 def _grow(box: Box, margin: int) -> Box:
