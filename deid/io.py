@@ -112,7 +112,10 @@ def _check_complete(ds: Dataset, path: Path) -> None:
     if raw is None or getattr(ds.file_meta.TransferSyntaxUID, "is_compressed", True):
         return
     try:
-        expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        if str(ds.get("PhotometricInterpretation", "")).endswith("_422"):
+            samples = 2  # chroma subsampled: two samples per pixel on average
+        expected = (int(ds.Rows) * int(ds.Columns) * samples
                     * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated))
     except (AttributeError, TypeError, ValueError):
         return

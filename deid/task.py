@@ -115,6 +115,15 @@ def output_path(
     return PurePosixPath(*parts)
 
 
+def _silence_pydicom() -> None:
+    """pydicom logs invalid values and decoder tracebacks verbatim: a value may be PHI (rule: no
+    PHI in logs), so its logger is muted while deid runs; deid's own results say what failed."""
+    pydicom_logger = logging.getLogger("pydicom")
+    if pydicom_logger.level <= logging.CRITICAL:
+        pydicom_logger.setLevel(logging.CRITICAL + 10)
+        pydicom_logger.propagate = False
+
+
 def run_task(task: FileTask, config: DeidConfig) -> FileResult:
     """De-identify one file; never raises (a failure is a ``failed`` result with a reason).
 
@@ -123,6 +132,7 @@ def run_task(task: FileTask, config: DeidConfig) -> FileResult:
     never hold the absolute path.
     """
     start = time.perf_counter()
+    _silence_pydicom()
     shown = [task.source.relative.as_posix()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warnings may quote values: never let them out
