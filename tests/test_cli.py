@@ -249,3 +249,20 @@ def test_same_key_same_output_across_runs(tmp_path: Path, key_file: Path) -> Non
     assert names
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_no_value_in_stderr_for_invalid_values(tmp_path: Path, key_file: Path) -> None:
+    """pydicom logs invalid values verbatim; deid must not let them out."""
+    from deid.testing import synthetic as syn
+
+    ds = syn.build_ct_image(syn.PATIENTS[0])
+    ds.InstanceNumber = "98765432"
+    secret = "QUIMB-77"  # same length, not an integer string: pydicom warns with the value
+    data = syn.encode(ds).replace(b"98765432", secret.encode("ascii"))
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "bad_values.dcm").write_bytes(data)
+    result = deid("run", str(src), "--out", str(tmp_path / "out"), "--key-file", str(key_file),
+                  "--workers", "0", "-v")
+    assert secret not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
