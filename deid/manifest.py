@@ -166,6 +166,7 @@ def result_to_dict(result: FileResult) -> dict[str, Any]:
         "patient_pseudonym": result.patient_pseudonym,
         "study_uid": result.study_uid,
         "duration_s": result.duration_s,
+        "contested_output": result.contested_output,
     }
 
 
@@ -197,6 +198,7 @@ def result_from_dict(data: Mapping[str, Any]) -> FileResult:
         patient_pseudonym=data.get("patient_pseudonym", ""),
         study_uid=data.get("study_uid", ""),
         duration_s=float(data.get("duration_s", 0.0)),
+        contested_output=data.get("contested_output"),
     )
 
 

@@ -26,7 +26,6 @@ import hmac
 import itertools
 import logging
 import os
-import re
 import secrets
 import sqlite3
 import time
@@ -288,7 +287,7 @@ def run_isolated(
                     pending.popleft()
                     yield task, _failed(
                         task,
-                        f"{task.source.path}: the process de-identifying this input died (exit "
+                        f"{task.source.relative}: the process de-identifying this input died (exit "
                         f"code {process.exitcode}), on a Dask worker and again alone (a crash in a "
                         "decoder, or out of memory); not written.",
                         WORKER_LOST,
@@ -332,7 +331,7 @@ def _write_qa_original(task: FileTask, result: FileResult, qa_dir: Path) -> None
         if png:
             _replace_bytes(png, qa_dir / f"{task.source.relative.as_posix()}.png")
     except Exception as exc:  # a QA thumbnail never fails an input
-        logger.warning("%s: no QA thumbnail of the original (%s)", task.source.path,
+        logger.warning("%s: no QA thumbnail of the original (%s)", task.source.relative,
                        type(exc).__name__)
 
 
@@ -643,7 +642,8 @@ class DaskExecutor:
         name = type(exc).__name__ if exc is not None else "unknown error"
         return _failed(
             task,
-            f"{task.source.path}: the Dask task failed ({name}); not written, a rerun retries it.",
+            f"{task.source.relative}: the Dask task failed ({name}); not written, a rerun retries "
+            "it.",
             WORKER_ERROR,
         )
 
@@ -917,15 +917,9 @@ def _stat(source: SourceFile) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-_CONFLICT_TARGET = re.compile(r"output (.+?) already holds another file")
-
-
 def _contested_output(result: FileResult) -> str | None:
-    """The output path an ``OutputConflict`` result wanted (the task names it in the reason)."""
-    if result.output:
-        return result.output
-    match = _CONFLICT_TARGET.search(result.reason or "")
-    return match.group(1) if match else None
+    """The output path a result wrote, or the one it found taken (``OutputConflict``)."""
+    return result.output or result.contested_output
 
 
 def _conflict_reason(source: str, output: str, owner: str) -> str:

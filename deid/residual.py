@@ -4,7 +4,8 @@ PS3.15 keeps the public attributes Table E.1-1 does not list, and real archives 
 there (a code meaning holding the patient's name, a protocol name with the record number). After the
 profile is applied, every remaining value at every depth, kept private elements included, is
 searched for the identifying values of the same file; a match is cut out of the value (text) or the
-element is removed (binary), and the tag is reported.
+element is removed (binary), and the tag is reported. The action engine calls
+:func:`guard_element` on each element it keeps, so the guard costs no walk of its own.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
-from deid.elements import element_vr, keyword_of, text_encoding, text_values
+from deid.elements import text_values
 from deid.identifiers import Identifiers
-from deid.results import ElementAction
 
 logger = logging.getLogger(__name__)
 
@@ -28,41 +28,6 @@ GUARDED_BINARY_VRS = frozenset({"OB", "OW", "UN", "OD", "OF", "OL", "OV"})
 #: Bulk image data is the pixel step's business, not the guard's.
 _PIXEL_GROUPS = frozenset({0x7FE0})
 _SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})
-
-
-def guard(ds: Dataset, identifiers: Identifiers) -> list[ElementAction]:
-    """Remove every identifying value of ``identifiers`` still present in ``ds``, in place.
-
-    Returns one :class:`ElementAction` (action ``guard``) per element changed or removed.
-    """
-    hits: list[ElementAction] = []
-    if identifiers:
-        _guard_dataset(ds, identifiers, "", text_encoding(ds), hits)
-    return hits
-
-
-def _guard_dataset(ds: Dataset, ids: Identifiers, path: str, encoding: str | None,
-                   hits: list[ElementAction]) -> None:
-    for tag in list(ds.keys()):
-        if tag >> 16 in _PIXEL_GROUPS:
-            continue
-        try:
-            vr = element_vr(ds, tag)
-        except Exception:
-            vr = "UN"
-        if vr == "SQ":
-            label = keyword_of(tag) or _tag_text(tag)
-            try:
-                items = list(ds[tag].value or ())
-            except Exception:
-                del ds[tag]
-                hits.append(_hit(tag, path))
-                continue
-            for index, item in enumerate(items):
-                _guard_dataset(item, ids, f"{path}{label}[{index}]>",
-                               text_encoding(item, encoding), hits)
-        elif guard_element(ds, tag, vr, ids, encoding):
-            hits.append(_hit(tag, path))
 
 
 def guard_element(ds: Dataset, tag: int, vr: str, ids: Identifiers,
@@ -106,11 +71,3 @@ def guard_element(ds: Dataset, tag: int, vr: str, ids: Identifiers,
         if tag in ds:
             del ds[tag]
         return True
-
-
-def _hit(tag: int, path: str) -> ElementAction:
-    return ElementAction(_tag_text(tag), keyword_of(tag), "guard", path)
-
-
-def _tag_text(tag: int) -> str:
-    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"

@@ -109,4 +109,6 @@ class FileResult:
     patient_pseudonym: str = ""
     study_uid: str = ""
     duration_s: float = 0.0
+    contested_output: str | None = None
+    """For an ``OutputConflict``: the output path that another input already holds."""
     mapping: tuple[tuple[str, str], ...] = field(default=(), repr=False)

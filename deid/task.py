@@ -196,6 +196,7 @@ def _run(task: FileTask, config: DeidConfig, start: float, shown: list[str]) -> 
     if written.state == "conflict":
         return FileResult(
             status=Status.FAILED, output=None, error_class="OutputConflict",
+            contested_output=target.as_posix(),
             reason=f"{relative}: output {target.as_posix()} already holds another "
                    "file; not overwritten.",
             duration_s=time.perf_counter() - start, **base,  # type: ignore[arg-type]
